@@ -1,0 +1,46 @@
+# Two commands do all the set-up on a fresh machine:
+#   make run    create .venv if missing, install, build the mock survey if absent, run the default pipeline
+#   make test   create/update .venv and run the whole test suite
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export KEDRO_DISABLE_TELEMETRY := true
+export MPLBACKEND := Agg
+
+.PHONY: venv run test mock-survey benchmarks spectral-library clean-mock
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	@# torch first, pinned: on this machine 2.13.0 is a local CPU wheel; a range would pull CUDA.
+	$(BIN)/python -m pip install --quiet "torch==2.13.0"
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+# The mock survey is built once; data/01_raw/mock_survey_complete.json marks a finished build.
+mock-survey: venv
+	@if [ -f data/01_raw/mock_survey_complete.json ]; then \
+	  echo "mock survey present in data/01_raw (delete data/01_raw/mock_survey_complete.json to rebuild)"; \
+	else \
+	  $(BIN)/kedro run --pipeline=mock_survey; \
+	fi
+
+run: mock-survey
+	$(BIN)/kedro run
+	@echo
+	@echo "Outputs (MOCK survey):"
+	@echo "  crossmatch        data/03_primary/crossmatch.parquet, data/08_reporting/crossmatch_report.json"
+	@echo "  model bundle      data/06_models/"
+	@echo "  metrics, figures  data/08_reporting/"
+	@echo "  catalogue         data/07_model_output/"
+	@echo "  MLflow runs       mlflow.db  (open with: $(BIN)/kedro mlflow ui)"
+
+test: venv
+	$(BIN)/python -m pytest -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+clean-mock:
+	rm -f data/01_raw/mock_survey_complete.json

@@ -1,0 +1,4 @@
+"""desi-abundances
+"""
+
+__version__ = "0.1"
