@@ -1,0 +1,444 @@
+"""Science of the crossmatch pipeline: APOGEE DR17 quality cuts and the DESI x APOGEE match.
+pandas/numpy/astropy only, no Kedro.
+
+Matching, in order:
+
+1. by Gaia id: the DESI spectrum's EDR3/DR3 id (``GAIA_SOURCE_ID`` from the MWS GAIA HDU)
+   against APOGEE's ``GAIAEDR3_SOURCE_ID``; then, for spectra without an EDR3 id, the DESI
+   ``REF_ID`` (Gaia DR2, unchanged in EDR3 for most bright stars). An id match is kept only
+   when the two positions, moved to a common epoch, agree within ``gaia_id_max_sep_arcsec``
+   (guards against a DR2 id re-used for another star in EDR3);
+2. by position for the rest: DESI and APOGEE positions are moved to ``common_epoch_yr`` with
+   their proper motions (DESI TARGET_RA/DEC are at REF_EPOCH, usually 2015.5; APOGEE's are
+   2MASS positions, ``apogee_epoch_yr`` ~ 2000) and matched with astropy's
+   ``match_to_catalog_sky`` within ``match_radius_arcsec``. A pair whose EDR3 ids are both
+   known and differ is two different stars and is refused;
+3. one DESI spectrum per APOGEE star (MWS PRIMARY first, then highest S/N, then closest) and
+   one APOGEE star per DESI target.
+
+APOGEE rows flagged EXTRATARG DUPLICATE are dropped before matching; the quality cuts are
+applied after matching, so that a star failing them cannot hand its DESI spectrum to a
+neighbour. Angles in degrees, separations in arcsec, proper motions in mas/yr.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+from astropy import units as u
+from astropy.coordinates import SkyCoord
+
+from desi_abundances.constants import (
+    ALL_LABEL_COLUMNS,
+    ASPCAPFLAG_STAR_BAD_BIT,
+    EXTRATARG_DUPLICATE_BIT,
+)
+from desi_abundances.ingestion import NO_GAIA_ID, gaia_source_ids, propagate_positions
+
+logger = logging.getLogger(__name__)
+
+GAIA_ID = "gaia_id"
+POSITION = "position"
+
+DEFAULT_CUTS: dict[str, Any] = {
+    "drop_duplicates": True,
+    "aspcapflag_bad_bits": [ASPCAPFLAG_STAR_BAD_BIT],
+    "starflag_bad_bits": [],
+    "snr_min": None,
+    "require_finite": ["TEFF", "LOGG", "FE_H"],
+    "teff_range_k": None,
+    "logg_range": None,
+    "vscatter_max_kms": None,
+}
+
+
+class CrossmatchError(ValueError):
+    """An input table lacks what the crossmatch needs."""
+
+
+def _require(table: pd.DataFrame, columns: list[str], where: str) -> None:
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise CrossmatchError(f"{where} lacks column(s) {missing}")
+
+
+def bits_set(values: pd.Series, bits: list[int]) -> np.ndarray:
+    """True where any of ``bits`` is set in an integer bitmask column (missing = no bit)."""
+    if not bits:
+        return np.zeros(len(values), dtype=bool)
+    mask = np.int64(sum(1 << int(bit) for bit in bits))
+    ints = pd.Series(values).fillna(0).to_numpy().astype(np.int64)
+    return (ints & mask) != 0
+
+
+def is_duplicate(stars: pd.DataFrame) -> np.ndarray:
+    """True for APOGEE rows flagged EXTRATARG DUPLICATE (bit 4): a lower-S/N copy of a star."""
+    _require(stars, ["EXTRATARG"], "APOGEE table")
+    return bits_set(stars["EXTRATARG"], [EXTRATARG_DUPLICATE_BIT])
+
+
+def quality_cut_masks(stars: pd.DataFrame, cuts: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """Each APOGEE quality cut as a boolean ``pass`` mask, in the order they are reported.
+
+    Args:
+        stars: allStar rows.
+        cuts: ``aspcapflag_bad_bits`` and ``starflag_bad_bits`` (lists of bit numbers),
+            ``snr_min``, ``require_finite`` (columns), ``teff_range_k`` ([min, max], K),
+            ``logg_range`` ([min, max], dex), ``vscatter_max_kms`` (NaN VSCATTER, a single
+            visit, passes); a null value disables a cut. Per-element X_FE_FLAG never drops a
+            star: feature engineering masks that label only.
+    """
+    cuts = {**DEFAULT_CUTS, **dict(cuts)}
+    masks: dict[str, np.ndarray] = {}
+    if cuts["aspcapflag_bad_bits"]:
+        _require(stars, ["ASPCAPFLAG"], "APOGEE table")
+        masks["aspcapflag"] = ~bits_set(stars["ASPCAPFLAG"], list(cuts["aspcapflag_bad_bits"]))
+    if cuts["starflag_bad_bits"]:
+        _require(stars, ["STARFLAG"], "APOGEE table")
+        masks["starflag"] = ~bits_set(stars["STARFLAG"], list(cuts["starflag_bad_bits"]))
+    if cuts["snr_min"] is not None:
+        _require(stars, ["SNR"], "APOGEE table")
+        masks["snr_min"] = stars["SNR"].to_numpy(dtype=float) >= float(cuts["snr_min"])
+    if cuts["require_finite"]:
+        columns = list(cuts["require_finite"])
+        _require(stars, columns, "APOGEE table")
+        masks["finite_labels"] = np.isfinite(stars[columns].to_numpy(dtype=float)).all(axis=1)
+    if cuts["teff_range_k"] is not None:
+        low, high = cuts["teff_range_k"]
+        teff = stars["TEFF"].to_numpy(dtype=float)
+        masks["teff_range"] = (teff >= low) & (teff <= high)
+    if cuts["logg_range"] is not None:
+        low, high = cuts["logg_range"]
+        logg = stars["LOGG"].to_numpy(dtype=float)
+        masks["logg_range"] = (logg >= low) & (logg <= high)
+    if cuts["vscatter_max_kms"] is not None:
+        _require(stars, ["VSCATTER"], "APOGEE table")
+        vscatter = stars["VSCATTER"].to_numpy(dtype=float)
+        masks["vscatter_max"] = ~(vscatter > float(cuts["vscatter_max_kms"]))
+    return masks
+
+
+def sequential_counts(n_start: int, masks: Mapping[str, np.ndarray], start: str) -> list[dict[str, Any]]:
+    """``[{"step": start, "remaining": n_start}, {"step": cut, "remaining": n}, ...]`` with the
+    cuts applied one after the other."""
+    counts = [{"step": start, "remaining": int(n_start)}]
+    passing = np.ones(n_start, dtype=bool)
+    for name, mask in masks.items():
+        passing &= mask
+        counts.append({"step": name, "remaining": int(passing.sum())})
+    return counts
+
+
+def passes_quality_cuts(stars: pd.DataFrame, cuts: Mapping[str, Any]) -> np.ndarray:
+    """True for APOGEE rows that pass every quality cut and are not EXTRATARG duplicates
+    (when ``drop_duplicates``)."""
+    passing = np.ones(len(stars), dtype=bool)
+    for mask in quality_cut_masks(stars, cuts).values():
+        passing &= mask
+    if {**DEFAULT_CUTS, **dict(cuts)}["drop_duplicates"]:
+        passing &= ~is_duplicate(stars)
+    return passing
+
+
+def desi_positions(spectra: pd.DataFrame, epoch_yr: float) -> tuple[np.ndarray, np.ndarray]:
+    """DESI TARGET_RA/TARGET_DEC moved from REF_EPOCH to ``epoch_yr`` with PMRA/PMDEC."""
+    _require(spectra, ["TARGET_RA", "TARGET_DEC"], "spectra_metadata")
+    nan = np.full(len(spectra), np.nan)
+    return propagate_positions(
+        spectra["TARGET_RA"].to_numpy(),
+        spectra["TARGET_DEC"].to_numpy(),
+        spectra["PMRA"].to_numpy() if "PMRA" in spectra else nan,
+        spectra["PMDEC"].to_numpy() if "PMDEC" in spectra else nan,
+        spectra["REF_EPOCH"].to_numpy() if "REF_EPOCH" in spectra else nan,
+        epoch_yr,
+    )
+
+
+def apogee_positions(stars: pd.DataFrame, apogee_epoch_yr: float, epoch_yr: float) -> tuple[np.ndarray, np.ndarray]:
+    """APOGEE RA/DEC (at ``apogee_epoch_yr``) moved to ``epoch_yr`` with the Gaia EDR3 proper
+    motions."""
+    _require(stars, ["RA", "DEC"], "APOGEE table")
+    nan = np.full(len(stars), np.nan)
+    return propagate_positions(
+        stars["RA"].to_numpy(),
+        stars["DEC"].to_numpy(),
+        stars["GAIAEDR3_PMRA"].to_numpy() if "GAIAEDR3_PMRA" in stars else nan,
+        stars["GAIAEDR3_PMDEC"].to_numpy() if "GAIAEDR3_PMDEC" in stars else nan,
+        apogee_epoch_yr,
+        epoch_yr,
+    )
+
+
+def _separation_arcsec(ra1, dec1, ra2, dec2) -> np.ndarray:
+    if len(ra1) == 0:
+        return np.zeros(0)
+    return (
+        SkyCoord(ra1 * u.deg, dec1 * u.deg)
+        .separation(SkyCoord(ra2 * u.deg, dec2 * u.deg))
+        .arcsec
+    )
+
+
+def _candidates(desi_row: np.ndarray, apogee_row: np.ndarray, sep: np.ndarray, method: str, key: str) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "desi_row": desi_row.astype(np.int64),
+            "apogee_row": apogee_row.astype(np.int64),
+            "sep_arcsec": sep.astype(float),
+            "match_method": method,
+            "match_key": key,
+        }
+    )
+
+
+def match_by_gaia_id(
+    spectra: pd.DataFrame,
+    stars: pd.DataFrame,
+    desi_radec: tuple[np.ndarray, np.ndarray],
+    apogee_radec: tuple[np.ndarray, np.ndarray],
+    max_sep_arcsec: float,
+) -> tuple[pd.DataFrame, int]:
+    """Candidate pairs sharing a Gaia id: EDR3 GAIA_SOURCE_ID first, DR2 REF_ID for spectra
+    without an EDR3 id.
+
+    Returns:
+        (candidates with desi_row, apogee_row, sep_arcsec, match_method, match_key in
+        {"edr3", "dr2"}; number of id matches refused for a separation above
+        ``max_sep_arcsec``).
+    """
+    if "GAIAEDR3_SOURCE_ID" not in stars.columns or len(spectra) == 0 or len(stars) == 0:
+        return _candidates(*(np.zeros(0),) * 3, GAIA_ID, "edr3"), 0
+    apogee_ids = pd.DataFrame(
+        {"gaia_id": gaia_source_ids(stars["GAIAEDR3_SOURCE_ID"]), "apogee_row": np.arange(len(stars))}
+    )
+    apogee_ids = apogee_ids[apogee_ids["gaia_id"] > 0]
+    edr3 = (
+        gaia_source_ids(spectra["GAIA_SOURCE_ID"])
+        if "GAIA_SOURCE_ID" in spectra
+        else np.full(len(spectra), NO_GAIA_ID, dtype=np.int64)
+    )
+    dr2 = (
+        gaia_source_ids(spectra["REF_ID"])
+        if "REF_ID" in spectra
+        else np.full(len(spectra), NO_GAIA_ID, dtype=np.int64)
+    )
+    if "REF_CAT" in spectra:
+        ref_cat = spectra["REF_CAT"].astype(str).str.strip().str.upper()
+        dr2 = np.where(ref_cat.str.startswith("G").to_numpy(), dr2, NO_GAIA_ID)
+    dr2 = np.where(edr3 > 0, NO_GAIA_ID, dr2)  # an EDR3 id, when known, is the only key
+    parts, n_refused = [], 0
+    for key, ids in (("edr3", edr3), ("dr2", dr2)):
+        desi_ids = pd.DataFrame({"gaia_id": ids, "desi_row": np.arange(len(spectra))})
+        pairs = desi_ids[desi_ids["gaia_id"] > 0].merge(apogee_ids, on="gaia_id")
+        d, a = pairs["desi_row"].to_numpy(), pairs["apogee_row"].to_numpy()
+        sep = _separation_arcsec(desi_radec[0][d], desi_radec[1][d], apogee_radec[0][a], apogee_radec[1][a])
+        close = sep <= max_sep_arcsec
+        n_refused += int((~close).sum())
+        parts.append(_candidates(d[close], a[close], sep[close], GAIA_ID, key))
+    return pd.concat(parts, ignore_index=True), n_refused
+
+
+def match_by_position(
+    spectra: pd.DataFrame,
+    stars: pd.DataFrame,
+    desi_radec: tuple[np.ndarray, np.ndarray],
+    apogee_radec: tuple[np.ndarray, np.ndarray],
+    radius_arcsec: float,
+    desi_rows: np.ndarray,
+    apogee_rows: np.ndarray,
+) -> tuple[pd.DataFrame, int]:
+    """Nearest APOGEE star (among ``apogee_rows``) of each DESI spectrum (among ``desi_rows``)
+    within ``radius_arcsec``, positions at the common epoch.
+
+    Returns:
+        (candidates, number refused because both EDR3 ids are known and differ).
+    """
+    if len(desi_rows) == 0 or len(apogee_rows) == 0:
+        return _candidates(*(np.zeros(0),) * 3, POSITION, "sky"), 0
+    desi = SkyCoord(desi_radec[0][desi_rows] * u.deg, desi_radec[1][desi_rows] * u.deg)
+    apogee = SkyCoord(apogee_radec[0][apogee_rows] * u.deg, apogee_radec[1][apogee_rows] * u.deg)
+    nearest, separation, _ = desi.match_to_catalog_sky(apogee)
+    sep = separation.arcsec
+    within = sep <= radius_arcsec
+    d, a, sep = desi_rows[within], apogee_rows[nearest[within]], sep[within]
+    desi_ids = (
+        gaia_source_ids(spectra["GAIA_SOURCE_ID"])[d]
+        if "GAIA_SOURCE_ID" in spectra
+        else np.full(len(d), NO_GAIA_ID)
+    )
+    apogee_ids = (
+        gaia_source_ids(stars["GAIAEDR3_SOURCE_ID"])[a]
+        if "GAIAEDR3_SOURCE_ID" in stars
+        else np.full(len(a), NO_GAIA_ID)
+    )
+    conflict = (desi_ids > 0) & (apogee_ids > 0) & (desi_ids != apogee_ids)
+    keep = ~conflict
+    return _candidates(d[keep], a[keep], sep[keep], POSITION, "sky"), int(conflict.sum())
+
+
+def one_per_star(candidates: pd.DataFrame, spectra: pd.DataFrame) -> pd.DataFrame:
+    """Keep one DESI spectrum per APOGEE star (MWS PRIMARY first, then highest snr, then
+    smallest separation) and then one APOGEE star per DESI TARGETID (smallest separation)."""
+    if candidates.empty:
+        return candidates.assign(TARGETID=np.zeros(0, dtype=np.int64))
+    ranked = candidates.copy()
+    rows = ranked["desi_row"].to_numpy()
+    ranked["TARGETID"] = spectra["TARGETID"].to_numpy().astype(np.int64)[rows]
+    ranked["_primary"] = (
+        spectra["PRIMARY"].fillna(False).to_numpy().astype(bool)[rows]
+        if "PRIMARY" in spectra
+        else False
+    )
+    ranked["_snr"] = spectra["snr"].to_numpy(dtype=float)[rows] if "snr" in spectra else 0.0
+    ranked = ranked.sort_values(
+        ["_primary", "_snr", "sep_arcsec", "desi_row"], ascending=[False, False, True, True], kind="mergesort"
+    )
+    ranked = ranked.drop_duplicates("apogee_row", keep="first")
+    ranked = ranked.sort_values(["sep_arcsec", "apogee_row"], kind="mergesort")
+    ranked = ranked.drop_duplicates("TARGETID", keep="first")
+    return ranked.drop(columns=["_primary", "_snr"]).sort_values("desi_row").reset_index(drop=True)
+
+
+def match_spectra_to_apogee(
+    spectra: pd.DataFrame, stars: pd.DataFrame, settings: Mapping[str, Any]
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Match DESI spectra to APOGEE rows: Gaia id first, then position, one-to-one.
+
+    Args:
+        spectra: ``spectra_metadata`` (TARGETID, TARGET_RA/DEC, PMRA, PMDEC, REF_EPOCH,
+            REF_ID, REF_CAT, GAIA_SOURCE_ID, snr, PRIMARY when known).
+        stars: APOGEE rows to match against (duplicates already dropped).
+        settings: ``match_radius_arcsec``, ``gaia_id_max_sep_arcsec``, ``common_epoch_yr``,
+            ``apogee_epoch_yr``, ``use_gaia_id`` (default True), ``use_position`` (True).
+
+    Returns:
+        (pairs: desi_row, apogee_row, TARGETID, sep_arcsec, match_method, match_key;
+        counts of each stage).
+    """
+    _require(spectra, ["TARGETID"], "spectra_metadata")
+    epoch = float(settings.get("common_epoch_yr", 2015.5))
+    desi_radec = desi_positions(spectra, epoch)
+    apogee_radec = apogee_positions(stars, float(settings.get("apogee_epoch_yr", 2000.0)), epoch)
+    counts: dict[str, int] = {}
+    if settings.get("use_gaia_id", True):
+        by_id, refused = match_by_gaia_id(
+            spectra, stars, desi_radec, apogee_radec, float(settings.get("gaia_id_max_sep_arcsec", 3.0))
+        )
+    else:
+        by_id, refused = _candidates(*(np.zeros(0),) * 3, GAIA_ID, "edr3"), 0
+    counts["gaia_id_edr3_pairs"] = int((by_id["match_key"] == "edr3").sum())
+    counts["gaia_id_dr2_pairs"] = int((by_id["match_key"] == "dr2").sum())
+    counts["gaia_id_refused_separation"] = refused
+    matched_targets = set(spectra["TARGETID"].to_numpy()[by_id["desi_row"].to_numpy()])
+    desi_left = np.flatnonzero(~spectra["TARGETID"].isin(matched_targets).to_numpy())
+    apogee_left = np.setdiff1d(np.arange(len(stars)), by_id["apogee_row"].to_numpy())
+    if settings.get("use_position", True):
+        by_position, conflicts = match_by_position(
+            spectra, stars, desi_radec, apogee_radec,
+            float(settings.get("match_radius_arcsec", 1.0)), desi_left, apogee_left,
+        )
+    else:
+        by_position, conflicts = _candidates(*(np.zeros(0),) * 3, POSITION, "sky"), 0
+    counts["position_pairs"] = len(by_position)
+    counts["position_refused_conflicting_gaia_id"] = conflicts
+    pairs = one_per_star(pd.concat([by_id, by_position], ignore_index=True), spectra)
+    counts["one_per_star"] = len(pairs)
+    counts["one_per_star_gaia_id"] = int((pairs["match_method"] == GAIA_ID).sum())
+    counts["one_per_star_position"] = int((pairs["match_method"] == POSITION).sum())
+    return pairs, counts
+
+
+def label_columns(stars: pd.DataFrame) -> list[str]:
+    """The APOGEE label columns present, with errors and flags: TEFF, TEFF_ERR, LOGG,
+    LOGG_ERR, FE_H, FE_H_ERR, FE_H_FLAG, then <X>_FE, <X>_FE_ERR, <X>_FE_FLAG."""
+    _require(stars, ["TEFF", "LOGG", "FE_H"], "APOGEE table")
+    columns = []
+    for label in ALL_LABEL_COLUMNS:
+        for column in (label, f"{label}_ERR", f"{label}_FLAG"):
+            if column in stars.columns:
+                columns.append(column)
+    return columns
+
+
+SPECTRUM_EXTRA_COLUMNS = ("SURVEY", "PROGRAM", "HEALPIX", "vrad_kms", "GAIA_SOURCE_ID", "REF_ID")
+APOGEE_EXTRA_COLUMNS = ("TELESCOPE", "SNR", "VSCATTER", "ASPCAPFLAG", "STARFLAG", "GAIAEDR3_SOURCE_ID")
+
+
+def crossmatch_table(pairs: pd.DataFrame, spectra: pd.DataFrame, stars: pd.DataFrame) -> pd.DataFrame:
+    """The ``crossmatch`` table: TARGETID, APOGEE_ID, sep_arcsec, match_method, snr, the labels
+    with errors and flags, then ``stacked_row`` (row of the spectrum in stacked_spectra and
+    spectra_metadata) and provenance (SURVEY, PROGRAM, HEALPIX, vrad_kms, Gaia ids, APOGEE
+    SNR renamed APOGEE_SNR, VSCATTER, ASPCAPFLAG, STARFLAG, TELESCOPE)."""
+    d, a = pairs["desi_row"].to_numpy(), pairs["apogee_row"].to_numpy()
+    table = pd.DataFrame(
+        {
+            "TARGETID": spectra["TARGETID"].to_numpy().astype(np.int64)[d],
+            "APOGEE_ID": stars["APOGEE_ID"].to_numpy()[a],
+            "sep_arcsec": pairs["sep_arcsec"].to_numpy(dtype=float),
+            "match_method": pairs["match_method"].to_numpy().astype(str),
+            "snr": spectra["snr"].to_numpy(dtype=np.float32)[d] if "snr" in spectra else np.nan,
+        }
+    )
+    for column in label_columns(stars):
+        table[column] = stars[column].to_numpy()[a]
+    table["stacked_row"] = d.astype(np.int64)
+    for column in SPECTRUM_EXTRA_COLUMNS:
+        if column in spectra.columns:
+            table[column] = spectra[column].to_numpy()[d]
+    for column in APOGEE_EXTRA_COLUMNS:
+        if column in stars.columns:
+            table["APOGEE_SNR" if column == "SNR" else column] = stars[column].to_numpy()[a]
+    return table
+
+
+def crossmatch(
+    spectra: pd.DataFrame, stars: pd.DataFrame, params: Mapping[str, Any]
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The whole crossmatch: drop duplicates, match, apply the quality cuts, build the table.
+
+    Args:
+        spectra: ``spectra_metadata``.
+        stars: ``apogee_stars``.
+        params: ``params:crossmatch`` (``apogee_cuts`` and the matching settings of
+            :func:`match_spectra_to_apogee`).
+
+    Returns:
+        (the ``crossmatch`` table, a JSON-able report of the counts after every step).
+    """
+    _require(stars, ["APOGEE_ID", "RA", "DEC"], "APOGEE table")
+    cuts = {**DEFAULT_CUTS, **dict(params.get("apogee_cuts", {}))}
+    masks = quality_cut_masks(stars, cuts)
+    duplicate = is_duplicate(stars) if cuts["drop_duplicates"] else np.zeros(len(stars), dtype=bool)
+    apogee_steps = {"extratarg_duplicate": ~duplicate, **masks}
+    report: dict[str, Any] = {
+        "apogee_cuts": sequential_counts(len(stars), apogee_steps, "allstar_rows"),
+        "desi": {
+            "spectra": int(len(spectra)),
+            "targets": int(spectra["TARGETID"].nunique()),
+            "with_edr3_id": int((gaia_source_ids(spectra["GAIA_SOURCE_ID"]) > 0).sum())
+            if "GAIA_SOURCE_ID" in spectra
+            else 0,
+        },
+    }
+    candidate_rows = np.flatnonzero(~duplicate)
+    candidates = stars.iloc[candidate_rows].reset_index(drop=True)
+    pairs, match_counts = match_spectra_to_apogee(spectra, candidates, params)
+    pairs["apogee_row"] = candidate_rows[pairs["apogee_row"].to_numpy()]
+    report["matching"] = match_counts
+    matched_masks = {name: mask[pairs["apogee_row"].to_numpy()] for name, mask in masks.items()}
+    report["matched_after_cuts"] = sequential_counts(len(pairs), matched_masks, "matched_pairs")
+    passing = np.ones(len(pairs), dtype=bool)
+    for mask in matched_masks.values():
+        passing &= mask
+    table = crossmatch_table(pairs[passing].reset_index(drop=True), spectra, stars)
+    report["final"] = {
+        "pairs": int(len(table)),
+        "by_method": {m: int((table["match_method"] == m).sum()) for m in (GAIA_ID, POSITION)},
+        "unique_targetid": int(table["TARGETID"].nunique()),
+        "unique_apogee_id": int(table["APOGEE_ID"].nunique()),
+        "median_sep_arcsec": float(np.median(table["sep_arcsec"])) if len(table) else None,
+        "max_sep_arcsec": float(np.max(table["sep_arcsec"])) if len(table) else None,
+    }
+    return table, report

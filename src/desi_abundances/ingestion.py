@@ -1,0 +1,312 @@
+"""Science helpers of the data_ingestion pipeline. pandas/numpy/astropy only, no Kedro.
+
+From raw survey products to the candidate training spectra:
+
+* which FIBERMAP rows are usable stellar targets (:func:`stellar_target_mask`);
+* where a coadd comes from (:func:`coadd_provenance`: SURVEY, PROGRAM, HEALPIX);
+* the MWS value-added catalogue as one table keyed on (TARGETID, SURVEY, PROGRAM)
+  (:func:`mws_table`) and its join onto the spectra (:func:`join_mws`);
+* a coarse, generous pre-selection of the spectra that may have an APOGEE counterpart
+  (:func:`near_apogee_mask`), so that the stacked file holds candidate training stars rather
+  than a whole release (the crossmatch pipeline decides precisely);
+* the radial velocity to trust (:func:`trusted_vrad_kms`).
+
+Angles in degrees, separations in arcsec, proper motions in mas/yr, velocities in km/s.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+from astropy import units as u
+from astropy.coordinates import SkyCoord
+
+from desi_abundances.constants import ALL_LABEL_COLUMNS
+
+logger = logging.getLogger(__name__)
+
+MAS_PER_DEGREE = 3.6e6
+
+NO_GAIA_ID = -1
+"""Value of GAIA_SOURCE_ID for spectra without a Gaia (E)DR3 counterpart."""
+
+MWS_KEY_COLUMNS = ("TARGETID", "SURVEY", "PROGRAM")
+
+_COADD_NAME = re.compile(r"coadd-(?P<survey>[a-z0-9]+)-(?P<program>[a-z]+)-(?P<healpix>\d+)")
+
+
+class IngestionError(ValueError):
+    """A raw survey product lacks what ingestion needs."""
+
+
+def strip_strings(table: pd.DataFrame) -> pd.DataFrame:
+    """Copy of ``table`` with bytes decoded and surrounding blanks removed from text columns
+    (FITS pads fixed-width strings)."""
+    table = table.copy()
+    for column in table.columns:
+        dtype = table[column].dtype
+        if pd.api.types.is_object_dtype(dtype) or pd.api.types.is_string_dtype(dtype):
+            table[column] = [
+                value.decode("ascii", "replace").strip()
+                if isinstance(value, bytes)
+                else value.strip()
+                if isinstance(value, str)
+                else value
+                for value in table[column]
+            ]
+    return table
+
+
+def require_columns(table: pd.DataFrame, columns: Iterable[str], where: str) -> None:
+    """Raise :class:`IngestionError` naming ``where`` when ``table`` lacks any of ``columns``."""
+    missing = [column for column in columns if column not in table.columns]
+    if missing:
+        raise IngestionError(f"{where} lacks column(s) {missing}")
+
+
+def stellar_target_mask(fibermap: pd.DataFrame, selection: Mapping[str, Any], where: str) -> np.ndarray:
+    """Boolean mask of the FIBERMAP rows that are usable stellar targets.
+
+    Args:
+        fibermap: a coadd's FIBERMAP.
+        selection: ``require_good_fiberstatus`` (COADD_FIBERSTATUS == 0), ``objtype``
+            (e.g. ``TGT``; null skips), ``target_bitmask_columns`` (a row is kept when any
+            of these bitmask columns is non-zero, e.g. ``[MWS_TARGET]``; empty keeps all).
+        where: file name for error messages.
+    """
+    keep = np.ones(len(fibermap), dtype=bool)
+    if selection.get("require_good_fiberstatus", True):
+        require_columns(fibermap, ["COADD_FIBERSTATUS"], f"{where} FIBERMAP")
+        keep &= fibermap["COADD_FIBERSTATUS"].to_numpy() == 0
+    objtype = selection.get("objtype")
+    if objtype:
+        require_columns(fibermap, ["OBJTYPE"], f"{where} FIBERMAP")
+        values = strip_strings(fibermap[["OBJTYPE"]])["OBJTYPE"]
+        keep &= (values == objtype).to_numpy()
+    bitmask_columns = list(selection.get("target_bitmask_columns") or [])
+    if bitmask_columns:
+        present = [column for column in bitmask_columns if column in fibermap.columns]
+        if not present:
+            raise IngestionError(
+                f"{where} FIBERMAP has none of the target bitmask columns {bitmask_columns}"
+            )
+        targeted = np.zeros(len(fibermap), dtype=bool)
+        for column in present:
+            targeted |= fibermap[column].fillna(0).to_numpy().astype(np.int64) != 0
+        keep &= targeted
+    return keep
+
+
+def coadd_provenance(partition_id: str, header: Mapping[str, Any]) -> dict[str, Any]:
+    """SURVEY, PROGRAM and HEALPIX of one coadd, from its header (SURVEY, PROGRAM, HPXPIXEL)
+    or else from its file name ``coadd-{survey}-{program}-{healpix}``.
+
+    Raises:
+        IngestionError: when neither tells.
+    """
+    survey, program, healpix = header.get("SURVEY"), header.get("PROGRAM"), header.get("HPXPIXEL")
+    match = _COADD_NAME.search(partition_id)
+    if match:
+        survey = survey or match["survey"]
+        program = program or match["program"]
+        healpix = healpix if healpix is not None else int(match["healpix"])
+    if not survey or not program or healpix is None:
+        raise IngestionError(
+            f"coadd {partition_id!r}: no SURVEY/PROGRAM/HPXPIXEL in its header and a name "
+            "that is not coadd-{survey}-{program}-{healpix}"
+        )
+    return {"SURVEY": str(survey).strip(), "PROGRAM": str(program).strip(), "HEALPIX": int(healpix)}
+
+
+def mws_table(mws_catalogue: Mapping[str, pd.DataFrame], rvtab_columns: Iterable[str]) -> pd.DataFrame:
+    """One row per MWS spectrum: the key (TARGETID, SURVEY, PROGRAM), the requested RVTAB
+    columns and ``GAIA_SOURCE_ID`` (the GAIA HDU's SOURCE_ID, row-matched; -1 when none).
+
+    Args:
+        mws_catalogue: ``{"RVTAB": ..., "GAIA": ..., ...}`` DataFrames (row-matched HDUs).
+        rvtab_columns: RVTAB columns to keep (those absent are skipped with a warning).
+
+    Raises:
+        IngestionError: when RVTAB is missing or lacks the key, or GAIA is not row-matched.
+    """
+    if "RVTAB" not in mws_catalogue:
+        raise IngestionError(f"MWS catalogue has no RVTAB HDU (got {sorted(mws_catalogue)})")
+    rvtab = mws_catalogue["RVTAB"]
+    require_columns(rvtab, MWS_KEY_COLUMNS, "MWS catalogue RVTAB")
+    wanted = [c for c in rvtab_columns if c not in MWS_KEY_COLUMNS]
+    absent = [c for c in wanted if c not in rvtab.columns]
+    if absent:
+        logger.warning("MWS catalogue RVTAB lacks %s; they will be missing downstream", absent)
+    table = strip_strings(rvtab[list(MWS_KEY_COLUMNS) + [c for c in wanted if c in rvtab.columns]])
+    table = table.reset_index(drop=True)
+    gaia = mws_catalogue.get("GAIA")
+    if gaia is not None and "SOURCE_ID" in gaia.columns:
+        if len(gaia) != len(rvtab):
+            raise IngestionError(
+                f"MWS catalogue GAIA has {len(gaia)} rows but RVTAB has {len(rvtab)}: "
+                "the HDUs must be row-matched"
+            )
+        table["GAIA_SOURCE_ID"] = gaia_source_ids(gaia["SOURCE_ID"])
+    else:
+        logger.warning("MWS catalogue has no GAIA SOURCE_ID: GAIA_SOURCE_ID set to %d", NO_GAIA_ID)
+        table["GAIA_SOURCE_ID"] = np.int64(NO_GAIA_ID)
+    table["TARGETID"] = table["TARGETID"].astype(np.int64)
+    n_before = len(table)
+    table = table.drop_duplicates(subset=list(MWS_KEY_COLUMNS), keep="first")
+    if len(table) < n_before:
+        logger.warning(
+            "MWS catalogue: %d rows repeat a (TARGETID, SURVEY, PROGRAM) key; first kept",
+            n_before - len(table),
+        )
+    return table.reset_index(drop=True)
+
+
+def gaia_source_ids(values: pd.Series) -> np.ndarray:
+    """Gaia source ids as int64, -1 where missing, zero or negative.
+
+    Ids reach 7e18, beyond float64's exact integers: integer columns are kept exact; a float
+    column (a reader that turned masked ids into NaN) has already lost the last digits.
+    """
+    series = pd.Series(values)
+    if pd.api.types.is_integer_dtype(series.dtype) and not series.isna().any():
+        ids = series.to_numpy().astype(np.int64)
+    else:
+        ids = np.array(
+            [NO_GAIA_ID if value is None or pd.isna(value) else int(value) for value in series],
+            dtype=np.int64,
+        )
+    return np.where(ids > 0, ids, NO_GAIA_ID).astype(np.int64)
+
+
+def join_mws(spectra: pd.DataFrame, mws: pd.DataFrame) -> pd.DataFrame:
+    """Left-join the MWS table onto per-spectrum rows on (TARGETID, SURVEY, PROGRAM), keeping
+    the row order. Spectra without an MWS row get NaN (floats and integers), False (booleans)
+    and GAIA_SOURCE_ID -1; Gaia ids stay exact int64."""
+    require_columns(spectra, MWS_KEY_COLUMNS, "spectra table")
+    mws_keys = pd.MultiIndex.from_frame(mws[list(MWS_KEY_COLUMNS)])
+    spectra_keys = pd.MultiIndex.from_frame(spectra[list(MWS_KEY_COLUMNS)])
+    row = mws_keys.get_indexer(spectra_keys)
+    found = row >= 0
+    joined = spectra.copy()
+    for column in mws.columns:
+        if column in MWS_KEY_COLUMNS:
+            continue
+        values = mws[column].to_numpy()[np.where(found, row, 0)] if len(mws) else None
+        if column == "GAIA_SOURCE_ID":
+            joined[column] = (
+                np.where(found, values, NO_GAIA_ID).astype(np.int64)
+                if values is not None
+                else np.full(len(spectra), NO_GAIA_ID, dtype=np.int64)
+            )
+        elif values is None:
+            joined[column] = np.nan
+        elif values.dtype == bool:
+            joined[column] = found & values
+        elif values.dtype.kind in "iuf":
+            joined[column] = np.where(found, values.astype(float), np.nan)
+        else:
+            joined[column] = np.where(found, values, None)
+    return joined
+
+
+def trusted_vrad_kms(table: pd.DataFrame) -> np.ndarray:
+    """VRAD in km/s where RVSpecFit succeeded (SUCCESS) without warning (RVS_WARN == 0),
+    else NaN."""
+    if not {"VRAD", "RVS_WARN", "SUCCESS"} <= set(table.columns):
+        return np.full(len(table), np.nan)
+    vrad = pd.to_numeric(table["VRAD"], errors="coerce").to_numpy(dtype=float)
+    warn = pd.to_numeric(table["RVS_WARN"], errors="coerce").to_numpy(dtype=float)
+    success = table["SUCCESS"].fillna(False).to_numpy().astype(bool)
+    good = (warn == 0) & success & np.isfinite(vrad)
+    return np.where(good, vrad, np.nan)
+
+
+def propagate_positions(
+    ra_deg: np.ndarray,
+    dec_deg: np.ndarray,
+    pmra_masyr: np.ndarray,
+    pmdec_masyr: np.ndarray,
+    from_epoch_yr: np.ndarray | float,
+    to_epoch_yr: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Move positions linearly along their proper motions to ``to_epoch_yr``.
+
+    ``pmra_masyr`` is mu_alpha* (includes cos dec), as in Gaia and DESI. Rows without a finite
+    proper motion or epoch (or with epoch <= 0, DESI's value for no astrometry) stay put.
+    Linear motion is exact to far below a milliarcsec over decades except near the poles.
+
+    Returns:
+        (ra_deg, dec_deg) at ``to_epoch_yr``.
+    """
+    ra = np.asarray(ra_deg, dtype=float)
+    dec = np.asarray(dec_deg, dtype=float)
+    pmra = np.asarray(pmra_masyr, dtype=float)
+    pmdec = np.asarray(pmdec_masyr, dtype=float)
+    epoch = np.broadcast_to(np.asarray(from_epoch_yr, dtype=float), ra.shape)
+    movable = np.isfinite(pmra) & np.isfinite(pmdec) & np.isfinite(epoch) & (epoch > 0)
+    dt_yr = np.where(movable, to_epoch_yr - np.where(movable, epoch, 0.0), 0.0)
+    cos_dec = np.maximum(np.cos(np.radians(dec)), 1e-9)
+    new_dec = dec + np.where(movable, pmdec, 0.0) * dt_yr / MAS_PER_DEGREE
+    new_ra = ra + np.where(movable, pmra, 0.0) * dt_yr / (MAS_PER_DEGREE * cos_dec)
+    return np.mod(new_ra, 360.0), np.clip(new_dec, -90.0, 90.0)
+
+
+def near_apogee_mask(
+    spectra: pd.DataFrame,
+    apogee: pd.DataFrame,
+    radius_arcsec: float | None,
+    apogee_epoch_yr: float,
+) -> np.ndarray:
+    """Coarse pre-selection: True for spectra with a Gaia id in common with APOGEE (REF_ID or
+    GAIA_SOURCE_ID equal to GAIAEDR3_SOURCE_ID) or an APOGEE star within ``radius_arcsec``
+    once the DESI position is moved to the APOGEE epoch. ``radius_arcsec`` None keeps all.
+    """
+    if radius_arcsec is None:
+        return np.ones(len(spectra), dtype=bool)
+    if len(spectra) == 0 or len(apogee) == 0:
+        return np.zeros(len(spectra), dtype=bool)
+    keep = np.zeros(len(spectra), dtype=bool)
+    if "GAIAEDR3_SOURCE_ID" in apogee.columns:
+        apogee_ids = gaia_source_ids(apogee["GAIAEDR3_SOURCE_ID"])
+        apogee_ids = apogee_ids[apogee_ids > 0]
+        for column in ("GAIA_SOURCE_ID", "REF_ID"):
+            if column in spectra.columns:
+                ids = gaia_source_ids(spectra[column])
+                keep |= (ids > 0) & np.isin(ids, apogee_ids)
+    ra, dec = propagate_positions(
+        spectra["TARGET_RA"].to_numpy(),
+        spectra["TARGET_DEC"].to_numpy(),
+        spectra["PMRA"].to_numpy() if "PMRA" in spectra else np.nan,
+        spectra["PMDEC"].to_numpy() if "PMDEC" in spectra else np.nan,
+        spectra["REF_EPOCH"].to_numpy() if "REF_EPOCH" in spectra else np.nan,
+        apogee_epoch_yr,
+    )
+    desi = SkyCoord(ra * u.deg, dec * u.deg)
+    catalogue = SkyCoord(apogee["RA"].to_numpy() * u.deg, apogee["DEC"].to_numpy() * u.deg)
+    _, separation, _ = desi.match_to_catalog_sky(catalogue)
+    keep |= separation.arcsec <= radius_arcsec
+    return keep
+
+
+def apogee_columns(elements: Iterable[str] | None = None, extra: Iterable[str] = ()) -> list[str]:
+    """The allStar columns used downstream: identity, position and astrometry, quality
+    bitmasks, and every label with its error and flag (TEFF, LOGG, FE_H, <X>_FE)."""
+    columns = [
+        "APOGEE_ID", "TELESCOPE", "FIELD", "RA", "DEC",
+        "GAIAEDR3_SOURCE_ID", "GAIAEDR3_PMRA", "GAIAEDR3_PMDEC", "GAIAEDR3_PARALLAX",
+        "SNR", "STARFLAG", "ASPCAPFLAG", "EXTRATARG", "VHELIO_AVG", "VSCATTER",
+    ]
+    labels = (
+        list(ALL_LABEL_COLUMNS)
+        if elements is None
+        else ["TEFF", "LOGG", "FE_H"] + [f"{el}_FE" for el in elements]
+    )
+    for label in labels:
+        columns += [label, f"{label}_ERR"]
+        if label not in ("TEFF", "LOGG"):
+            columns.append(f"{label}_FLAG")
+    columns += [c for c in extra if c not in columns]
+    return columns

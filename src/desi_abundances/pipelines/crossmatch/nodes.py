@@ -1,0 +1,32 @@
+"""Nodes of the crossmatch pipeline: thin glue over :mod:`desi_abundances.crossmatch`."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pandas as pd
+
+from desi_abundances.crossmatch import crossmatch
+
+logger = logging.getLogger(__name__)
+
+
+def crossmatch_desi_apogee(
+    spectra_metadata: pd.DataFrame, apogee_stars: pd.DataFrame, params: dict[str, Any]
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Match the candidate DESI spectra to APOGEE stars passing the quality cuts.
+
+    Returns:
+        (``crossmatch`` table, ``crossmatch_report`` dict of counts after every step).
+    """
+    table, report = crossmatch(spectra_metadata, apogee_stars, params)
+    report["parameters"] = params
+    for step in report["apogee_cuts"]:
+        logger.info("APOGEE after %-20s %8d", step["step"], step["remaining"])
+    logger.info("DESI spectra %d (%d targets)", report["desi"]["spectra"], report["desi"]["targets"])
+    for name, count in report["matching"].items():
+        logger.info("match %-40s %8d", name, count)
+    for step in report["matched_after_cuts"]:
+        logger.info("matched after %-20s %8d", step["step"], step["remaining"])
+    logger.info("crossmatch: %d pairs %s", report["final"]["pairs"], report["final"]["by_method"])
+    return table, report

@@ -1,0 +1,19 @@
+"""Wiring of the crossmatch pipeline."""
+from __future__ import annotations
+
+from kedro.pipeline import Node, Pipeline
+
+from .nodes import crossmatch_desi_apogee
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return Pipeline(
+        [
+            Node(
+                crossmatch_desi_apogee,
+                inputs=["spectra_metadata", "apogee_stars", "params:crossmatch"],
+                outputs=["crossmatch", "crossmatch_report"],
+                name="crossmatch_desi_apogee",
+            ),
+        ]
+    )

@@ -1,0 +1,154 @@
+"""Nodes of the data_ingestion pipeline: thin glue over :mod:`desi_abundances.ingestion`."""
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from desi_abundances.ingestion import (
+    IngestionError,
+    apogee_columns,
+    coadd_provenance,
+    join_mws,
+    mws_table,
+    near_apogee_mask,
+    require_columns,
+    stellar_target_mask,
+    strip_strings,
+    trusted_vrad_kms,
+)
+from desi_abundances.spectra import CoaddSpectra, median_snr
+
+logger = logging.getLogger(__name__)
+
+
+def select_apogee_stars(apogee_allstar: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
+    """The allStar columns used downstream (``ingestion.apogee_columns``), text stripped.
+
+    Required: APOGEE_ID, RA, DEC, TEFF, LOGG, FE_H; other absent columns are logged and
+    skipped (e.g. an element missing from a release).
+    """
+    wanted = apogee_columns(params.get("apogee_elements"))
+    require_columns(
+        apogee_allstar, ["APOGEE_ID", "RA", "DEC", "TEFF", "LOGG", "FE_H"], "APOGEE allStar HDU 1"
+    )
+    absent = [c for c in wanted if c not in apogee_allstar.columns]
+    if absent:
+        logger.warning("APOGEE allStar lacks %d expected column(s): %s", len(absent), absent)
+    stars = strip_strings(apogee_allstar[[c for c in wanted if c in apogee_allstar.columns]])
+    logger.info("APOGEE allStar: %d rows, %d columns kept", len(stars), stars.shape[1])
+    return stars.reset_index(drop=True)
+
+
+def _select_from_coadd(
+    partition_id: str,
+    coadd: CoaddSpectra,
+    mws: pd.DataFrame,
+    apogee_stars: pd.DataFrame,
+    params: Mapping[str, Any],
+) -> tuple[CoaddSpectra, pd.DataFrame, dict[str, int]]:
+    """The candidate spectra of one coadd and their metadata rows."""
+    provenance = coadd_provenance(partition_id, coadd.header)
+    fibermap = coadd.fibermap
+    stellar = stellar_target_mask(fibermap, params.get("selection", {}), partition_id)
+    rows = np.flatnonzero(stellar)
+    table = strip_strings(fibermap.iloc[rows]).reset_index(drop=True)
+    require_columns(table, ["TARGETID", "TARGET_RA", "TARGET_DEC"], f"{partition_id} FIBERMAP")
+    table["TARGETID"] = table["TARGETID"].astype(np.int64)
+    for key, value in provenance.items():
+        table[key] = value
+    table["source_file"] = partition_id
+    table["source_row"] = rows.astype(np.int64)
+    table = join_mws(table, mws)
+    near = near_apogee_mask(
+        table,
+        apogee_stars,
+        params.get("prefilter_radius_arcsec"),
+        float(params.get("apogee_epoch_yr", 2000.0)),
+    )
+    table = table[near].reset_index(drop=True)
+    selected = coadd.select(rows[near])
+    table["vrad_kms"] = trusted_vrad_kms(table)
+    table["snr"] = median_snr(selected)
+    counts = {"spectra": coadd.n_spectra, "stellar_targets": len(rows), "near_apogee": len(table)}
+    return selected, table, counts
+
+
+def _stack(parts: list[CoaddSpectra], n_files: int) -> CoaddSpectra:
+    """One CoaddSpectra of all parts; FIBERMAP restricted to the columns common to all."""
+    common = [c for c in parts[0].fibermap.columns if all(c in p.fibermap.columns for p in parts)]
+    scores_common = (
+        [c for c in parts[0].scores.columns if all(c in p.scores.columns for p in parts)]
+        if all(p.scores is not None for p in parts)
+        else None
+    )
+    trimmed = [
+        CoaddSpectra(
+            arms=p.arms,
+            fibermap=p.fibermap[common],
+            header=p.header,
+            scores=None if scores_common is None else p.scores[scores_common],
+        )
+        for p in parts
+    ]
+    stacked = CoaddSpectra.concatenate(trimmed)
+    stacked.header = {
+        "MOCK": any(p.is_mock for p in parts),
+        "STACKED": True,
+        "NCOADDS": n_files,
+        **({"SPECPROD": parts[0].header["SPECPROD"]} if "SPECPROD" in parts[0].header else {}),
+    }
+    return stacked
+
+
+def ingest_spectra(
+    desi_coadds: Mapping[str, Callable[[], CoaddSpectra]],
+    mws_catalogue: Mapping[str, pd.DataFrame],
+    apogee_stars: pd.DataFrame,
+    params: dict[str, Any],
+) -> tuple[CoaddSpectra, pd.DataFrame]:
+    """Stack the candidate training spectra of every coadd, loading one coadd at a time.
+
+    Keeps good stellar targets (``params.selection``) with an APOGEE star near or a Gaia id
+    in common (``params.prefilter_radius_arcsec``; null keeps all).
+
+    Returns:
+        (``stacked_spectra``, ``spectra_metadata``: row-matched table of FIBERMAP columns,
+        HEALPIX, SURVEY, PROGRAM, source_file, source_row, MWS RVTAB columns,
+        GAIA_SOURCE_ID, vrad_kms, snr).
+
+    Raises:
+        IngestionError: when there is no coadd or no spectrum survives.
+    """
+    if not desi_coadds:
+        raise IngestionError("desi_coadds holds no coadd file")
+    mws = mws_table(mws_catalogue, params.get("mws_rvtab_columns", []))
+    logger.info("MWS catalogue: %d spectra, %d with a Gaia EDR3 id", len(mws), int((mws["GAIA_SOURCE_ID"] > 0).sum()))
+    parts, tables = [], []
+    totals = {"spectra": 0, "stellar_targets": 0, "near_apogee": 0}
+    for partition_id in sorted(desi_coadds):
+        coadd = desi_coadds[partition_id]()
+        selected, table, counts = _select_from_coadd(partition_id, coadd, mws, apogee_stars, params)
+        del coadd
+        for key, value in counts.items():
+            totals[key] += value
+        logger.debug("%s: %s", partition_id, counts)
+        if len(table):
+            parts.append(selected)
+            tables.append(table)
+    logger.info(
+        "data_ingestion: %d coadds, %d spectra, %d good stellar targets, %d near an APOGEE star",
+        len(desi_coadds), totals["spectra"], totals["stellar_targets"], totals["near_apogee"],
+    )
+    if not parts:
+        raise IngestionError(f"no spectrum survived the selection ({totals})")
+    metadata = pd.concat(tables, ignore_index=True)
+    n_mws = int(metadata["VRAD"].notna().sum()) if "VRAD" in metadata else 0
+    logger.info(
+        "spectra_metadata: %d rows, %d with an MWS row, %d with a trusted vrad, %d with an EDR3 id",
+        len(metadata), n_mws, int(np.isfinite(metadata["vrad_kms"]).sum()),
+        int((metadata["GAIA_SOURCE_ID"] > 0).sum()),
+    )
+    return _stack(parts, len(desi_coadds)), metadata
