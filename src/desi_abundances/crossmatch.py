@@ -8,11 +8,13 @@ Matching, in order:
    ``REF_ID`` (Gaia DR2, unchanged in EDR3 for most bright stars). An id match is kept only
    when the two positions, moved to a common epoch, agree within ``gaia_id_max_sep_arcsec``
    (guards against a DR2 id re-used for another star in EDR3);
-2. by position for the rest: DESI and APOGEE positions are moved to ``common_epoch_yr`` with
-   their proper motions (DESI TARGET_RA/DEC are at REF_EPOCH, usually 2015.5; APOGEE's are
-   2MASS positions, ``apogee_epoch_yr`` ~ 2000) and matched with astropy's
-   ``match_to_catalog_sky`` within ``match_radius_arcsec``. A pair whose EDR3 ids are both
-   known and differ is two different stars and is refused;
+2. by position for the rest, with astropy's ``match_to_catalog_sky`` within
+   ``match_radius_arcsec``, after bringing both catalogues to one epoch: DESI TARGET_RA/DEC
+   (at REF_EPOCH, usually 2015.5) are moved back to the APOGEE epoch (``apogee_epoch_yr``,
+   2MASS positions ~ 2000) with DESI's PMRA/PMDEC; for DESI spectra without astrometry the
+   APOGEE positions are moved forward to ``common_epoch_yr`` with the Gaia EDR3 proper motions
+   of allStar instead. A pair whose EDR3 ids are both known and differ is two different stars
+   and is refused;
 3. one DESI spectrum per APOGEE star (MWS PRIMARY first, then highest S/N, then closest) and
    one APOGEE star per DESI target.
 
@@ -142,33 +144,77 @@ def passes_quality_cuts(stars: pd.DataFrame, cuts: Mapping[str, Any]) -> np.ndar
     return passing
 
 
-def desi_positions(spectra: pd.DataFrame, epoch_yr: float) -> tuple[np.ndarray, np.ndarray]:
-    """DESI TARGET_RA/TARGET_DEC moved from REF_EPOCH to ``epoch_yr`` with PMRA/PMDEC."""
-    _require(spectra, ["TARGET_RA", "TARGET_DEC"], "spectra_metadata")
-    nan = np.full(len(spectra), np.nan)
-    return propagate_positions(
-        spectra["TARGET_RA"].to_numpy(),
-        spectra["TARGET_DEC"].to_numpy(),
-        spectra["PMRA"].to_numpy() if "PMRA" in spectra else nan,
-        spectra["PMDEC"].to_numpy() if "PMDEC" in spectra else nan,
-        spectra["REF_EPOCH"].to_numpy() if "REF_EPOCH" in spectra else nan,
-        epoch_yr,
-    )
+def has_astrometry(spectra: pd.DataFrame) -> np.ndarray:
+    """True for DESI rows with finite PMRA, PMDEC and a REF_EPOCH > 0."""
+    if not {"PMRA", "PMDEC", "REF_EPOCH"} <= set(spectra.columns):
+        return np.zeros(len(spectra), dtype=bool)
+    pmra = spectra["PMRA"].to_numpy(dtype=float)
+    pmdec = spectra["PMDEC"].to_numpy(dtype=float)
+    epoch = spectra["REF_EPOCH"].to_numpy(dtype=float)
+    return np.isfinite(pmra) & np.isfinite(pmdec) & np.isfinite(epoch) & (epoch > 0)
 
 
-def apogee_positions(stars: pd.DataFrame, apogee_epoch_yr: float, epoch_yr: float) -> tuple[np.ndarray, np.ndarray]:
-    """APOGEE RA/DEC (at ``apogee_epoch_yr``) moved to ``epoch_yr`` with the Gaia EDR3 proper
-    motions."""
-    _require(stars, ["RA", "DEC"], "APOGEE table")
-    nan = np.full(len(stars), np.nan)
-    return propagate_positions(
-        stars["RA"].to_numpy(),
-        stars["DEC"].to_numpy(),
-        stars["GAIAEDR3_PMRA"].to_numpy() if "GAIAEDR3_PMRA" in stars else nan,
-        stars["GAIAEDR3_PMDEC"].to_numpy() if "GAIAEDR3_PMDEC" in stars else nan,
-        apogee_epoch_yr,
-        epoch_yr,
-    )
+class EpochFrames:
+    """Positions of both catalogues brought to a common epoch, pair by pair.
+
+    DESI rows with astrometry are moved to ``apogee_epoch_yr`` and compared with APOGEE's
+    native positions; the other DESI rows stay where they are (taken to be at
+    ``desi_epoch_yr``) and are compared with APOGEE positions moved to ``desi_epoch_yr`` with
+    the Gaia EDR3 proper motions of allStar (APOGEE rows without motion stay put).
+    """
+
+    def __init__(self, spectra: pd.DataFrame, stars: pd.DataFrame, apogee_epoch_yr: float, desi_epoch_yr: float):
+        _require(spectra, ["TARGET_RA", "TARGET_DEC"], "spectra_metadata")
+        _require(stars, ["RA", "DEC"], "APOGEE table")
+        self.desi_moves = has_astrometry(spectra)
+        nan = np.full(len(spectra), np.nan)
+        self.desi = propagate_positions(
+            spectra["TARGET_RA"].to_numpy(dtype=float),
+            spectra["TARGET_DEC"].to_numpy(dtype=float),
+            spectra["PMRA"].to_numpy(dtype=float) if "PMRA" in spectra else nan,
+            spectra["PMDEC"].to_numpy(dtype=float) if "PMDEC" in spectra else nan,
+            np.where(self.desi_moves, spectra["REF_EPOCH"].to_numpy(dtype=float) if "REF_EPOCH" in spectra else nan, np.nan),
+            apogee_epoch_yr,
+        )
+        self.apogee_native = (stars["RA"].to_numpy(dtype=float), stars["DEC"].to_numpy(dtype=float))
+        nan = np.full(len(stars), np.nan)
+        self.apogee_moved = propagate_positions(
+            *self.apogee_native,
+            stars["GAIAEDR3_PMRA"].to_numpy(dtype=float) if "GAIAEDR3_PMRA" in stars else nan,
+            stars["GAIAEDR3_PMDEC"].to_numpy(dtype=float) if "GAIAEDR3_PMDEC" in stars else nan,
+            apogee_epoch_yr,
+            desi_epoch_yr,
+        )
+
+    def apogee_for(self, desi_rows: np.ndarray, apogee_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """APOGEE positions to compare with each DESI row of a pair."""
+        moves = self.desi_moves[desi_rows]
+        ra = np.where(moves, self.apogee_native[0][apogee_rows], self.apogee_moved[0][apogee_rows])
+        dec = np.where(moves, self.apogee_native[1][apogee_rows], self.apogee_moved[1][apogee_rows])
+        return ra, dec
+
+    def separation_arcsec(self, desi_rows: np.ndarray, apogee_rows: np.ndarray) -> np.ndarray:
+        """Separation of each (DESI row, APOGEE row) pair at their common epoch, arcsec."""
+        ra, dec = self.apogee_for(desi_rows, apogee_rows)
+        return _separation_arcsec(self.desi[0][desi_rows], self.desi[1][desi_rows], ra, dec)
+
+    def nearest(self, desi_rows: np.ndarray, apogee_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For each of ``desi_rows``, the nearest of ``apogee_rows`` and its separation."""
+        nearest = np.zeros(len(desi_rows), dtype=np.int64)
+        sep = np.full(len(desi_rows), np.inf)
+        if len(desi_rows) == 0 or len(apogee_rows) == 0:
+            return nearest, sep
+        for moves, apogee in ((True, self.apogee_native), (False, self.apogee_moved)):
+            subset = self.desi_moves[desi_rows] == moves
+            if not subset.any():
+                continue
+            rows = desi_rows[subset]
+            desi = SkyCoord(self.desi[0][rows] * u.deg, self.desi[1][rows] * u.deg)
+            catalogue = SkyCoord(apogee[0][apogee_rows] * u.deg, apogee[1][apogee_rows] * u.deg)
+            index, separation, _ = desi.match_to_catalog_sky(catalogue)
+            nearest[subset] = apogee_rows[index]
+            sep[subset] = separation.arcsec
+        return nearest, sep
 
 
 def _separation_arcsec(ra1, dec1, ra2, dec2) -> np.ndarray:
@@ -196,8 +242,7 @@ def _candidates(desi_row: np.ndarray, apogee_row: np.ndarray, sep: np.ndarray, m
 def match_by_gaia_id(
     spectra: pd.DataFrame,
     stars: pd.DataFrame,
-    desi_radec: tuple[np.ndarray, np.ndarray],
-    apogee_radec: tuple[np.ndarray, np.ndarray],
+    frames: EpochFrames,
     max_sep_arcsec: float,
 ) -> tuple[pd.DataFrame, int]:
     """Candidate pairs sharing a Gaia id: EDR3 GAIA_SOURCE_ID first, DR2 REF_ID for spectra
@@ -233,7 +278,7 @@ def match_by_gaia_id(
         desi_ids = pd.DataFrame({"gaia_id": ids, "desi_row": np.arange(len(spectra))})
         pairs = desi_ids[desi_ids["gaia_id"] > 0].merge(apogee_ids, on="gaia_id")
         d, a = pairs["desi_row"].to_numpy(), pairs["apogee_row"].to_numpy()
-        sep = _separation_arcsec(desi_radec[0][d], desi_radec[1][d], apogee_radec[0][a], apogee_radec[1][a])
+        sep = frames.separation_arcsec(d, a)
         close = sep <= max_sep_arcsec
         n_refused += int((~close).sum())
         parts.append(_candidates(d[close], a[close], sep[close], GAIA_ID, key))
@@ -243,26 +288,22 @@ def match_by_gaia_id(
 def match_by_position(
     spectra: pd.DataFrame,
     stars: pd.DataFrame,
-    desi_radec: tuple[np.ndarray, np.ndarray],
-    apogee_radec: tuple[np.ndarray, np.ndarray],
+    frames: EpochFrames,
     radius_arcsec: float,
     desi_rows: np.ndarray,
     apogee_rows: np.ndarray,
 ) -> tuple[pd.DataFrame, int]:
     """Nearest APOGEE star (among ``apogee_rows``) of each DESI spectrum (among ``desi_rows``)
-    within ``radius_arcsec``, positions at the common epoch.
+    within ``radius_arcsec``, positions at a common epoch (:class:`EpochFrames`).
 
     Returns:
         (candidates, number refused because both EDR3 ids are known and differ).
     """
     if len(desi_rows) == 0 or len(apogee_rows) == 0:
         return _candidates(*(np.zeros(0),) * 3, POSITION, "sky"), 0
-    desi = SkyCoord(desi_radec[0][desi_rows] * u.deg, desi_radec[1][desi_rows] * u.deg)
-    apogee = SkyCoord(apogee_radec[0][apogee_rows] * u.deg, apogee_radec[1][apogee_rows] * u.deg)
-    nearest, separation, _ = desi.match_to_catalog_sky(apogee)
-    sep = separation.arcsec
+    nearest, sep = frames.nearest(desi_rows, apogee_rows)
     within = sep <= radius_arcsec
-    d, a, sep = desi_rows[within], apogee_rows[nearest[within]], sep[within]
+    d, a, sep = desi_rows[within], nearest[within], sep[within]
     desi_ids = (
         gaia_source_ids(spectra["GAIA_SOURCE_ID"])[d]
         if "GAIA_SOURCE_ID" in spectra
@@ -310,21 +351,24 @@ def match_spectra_to_apogee(
         spectra: ``spectra_metadata`` (TARGETID, TARGET_RA/DEC, PMRA, PMDEC, REF_EPOCH,
             REF_ID, REF_CAT, GAIA_SOURCE_ID, snr, PRIMARY when known).
         stars: APOGEE rows to match against (duplicates already dropped).
-        settings: ``match_radius_arcsec``, ``gaia_id_max_sep_arcsec``, ``common_epoch_yr``,
-            ``apogee_epoch_yr``, ``use_gaia_id`` (default True), ``use_position`` (True).
+        settings: ``match_radius_arcsec``, ``gaia_id_max_sep_arcsec``, ``apogee_epoch_yr``,
+            ``common_epoch_yr`` (epoch assumed for DESI positions without astrometry), ``use_gaia_id`` (default True), ``use_position`` (True).
 
     Returns:
         (pairs: desi_row, apogee_row, TARGETID, sep_arcsec, match_method, match_key;
         counts of each stage).
     """
     _require(spectra, ["TARGETID"], "spectra_metadata")
-    epoch = float(settings.get("common_epoch_yr", 2015.5))
-    desi_radec = desi_positions(spectra, epoch)
-    apogee_radec = apogee_positions(stars, float(settings.get("apogee_epoch_yr", 2000.0)), epoch)
+    frames = EpochFrames(
+        spectra,
+        stars,
+        apogee_epoch_yr=float(settings.get("apogee_epoch_yr", 2000.0)),
+        desi_epoch_yr=float(settings.get("common_epoch_yr", 2015.5)),
+    )
     counts: dict[str, int] = {}
     if settings.get("use_gaia_id", True):
         by_id, refused = match_by_gaia_id(
-            spectra, stars, desi_radec, apogee_radec, float(settings.get("gaia_id_max_sep_arcsec", 3.0))
+            spectra, stars, frames, float(settings.get("gaia_id_max_sep_arcsec", 3.0))
         )
     else:
         by_id, refused = _candidates(*(np.zeros(0),) * 3, GAIA_ID, "edr3"), 0
@@ -336,7 +380,7 @@ def match_spectra_to_apogee(
     apogee_left = np.setdiff1d(np.arange(len(stars)), by_id["apogee_row"].to_numpy())
     if settings.get("use_position", True):
         by_position, conflicts = match_by_position(
-            spectra, stars, desi_radec, apogee_radec,
+            spectra, stars, frames,
             float(settings.get("match_radius_arcsec", 1.0)), desi_left, apogee_left,
         )
     else:
