@@ -565,7 +565,8 @@ def preprocess(coadd: CoaddSpectra, vrad_kms: np.ndarray, settings: dict[str, An
             ``DEFAULT_PREPROCESSING``; missing ones take the defaults).
 
     Returns:
-        :class:`Spectra`; meta = TARGETID, vrad_kms, rest_frame_ok, good_pixel_fraction.
+        :class:`Spectra`; meta = TARGETID, vrad_kms, rest_frame_ok, good_pixel_fraction,
+        and ``meta.attrs["preprocessing"]`` = the full settings used.
 
     Raises:
         SpectraShapeError: when vrad_kms does not match the coadd or an arm is off the grid.
@@ -621,4 +622,5 @@ def preprocess(coadd: CoaddSpectra, vrad_kms: np.ndarray, settings: dict[str, An
             "good_pixel_fraction": 1.0 - mask.mean(axis=1, dtype=np.float32),
         }
     )
+    meta.attrs["preprocessing"] = settings  # read by nn.predict.check_compatible
     return Spectra(wavelength=grid, flux=flux, ivar=ivar, mask=mask, meta=meta)

@@ -1,0 +1,147 @@
+"""Labels with uncertainties from preprocessed spectra and a :class:`ModelBundle`.
+
+``predict_labels(bundle, spectra)`` is what evaluation and inference call; it refuses spectra
+made on another grid or with other preprocessing settings (``check_compatible``).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from desi_abundances.nn.bundle import ModelBundle
+from desi_abundances.spectra import Spectra, preprocessing_settings
+
+IQR_TO_SIGMA = 1.0 / 1.349
+"""sigma of a Gaussian per unit interquartile range."""
+
+PREPROCESSING_ATTR = "preprocessing"
+"""Key of ``Spectra.meta.attrs`` holding the settings the spectra were made with."""
+
+
+class IncompatibleSpectraError(ValueError):
+    """Spectra were made on another grid or with other preprocessing than the bundle's."""
+
+
+def check_compatible(bundle: ModelBundle, wavelength: np.ndarray,
+                     settings: dict[str, Any] | None) -> None:
+    """Refuse spectra the bundle was not trained for.
+
+    Args:
+        wavelength: the spectra's rest-frame grid, Angstrom.
+        settings: the preprocessing settings they were made with (None: not checked).
+
+    Raises:
+        IncompatibleSpectraError: naming the mismatch (grid size/range, or the settings that
+            differ with both values).
+    """
+    wavelength = np.asarray(wavelength, np.float64)
+    expected = np.asarray(bundle.wavelength, np.float64)
+    if wavelength.shape != expected.shape or not np.allclose(wavelength, expected, rtol=0,
+                                                             atol=1e-4):
+        raise IncompatibleSpectraError(
+            f"spectra grid ({wavelength.size} px, {wavelength.min():.2f}-{wavelength.max():.2f} A)"
+            f" differs from the model bundle's ({expected.size} px, {expected.min():.2f}-"
+            f"{expected.max():.2f} A): preprocess them with spectra.preprocess and the "
+            f"bundle's settings (bundle.preprocessing)"
+        )
+    if settings is None:
+        return
+    ours, theirs = preprocessing_settings(bundle.preprocessing), preprocessing_settings(settings)
+    differ = {key: (theirs[key], ours[key]) for key in ours if theirs[key] != ours[key]}
+    if differ:
+        detail = ", ".join(f"{key}: spectra {a!r} vs bundle {b!r}" for key, (a, b) in differ.items())
+        raise IncompatibleSpectraError(
+            f"spectra were preprocessed with other settings than the model bundle ({detail}); "
+            f"rerun spectra.preprocess with bundle.preprocessing"
+        )
+
+
+def standardise(flux: np.ndarray, mask: np.ndarray, median: np.ndarray,
+                iqr: np.ndarray) -> np.ndarray:
+    """Network inputs: (flux - median) / iqr per pixel, 0 (the median) at masked pixels."""
+    inputs = (flux - median) / iqr
+    inputs[mask] = 0.0
+    return inputs.astype(np.float32, copy=False)
+
+
+def input_distance(flux: np.ndarray, ivar: np.ndarray, mask: np.ndarray, median: np.ndarray,
+                   iqr: np.ndarray) -> np.ndarray:
+    """How unlike the training set a spectrum is, (n,): the mean over good pixels of
+    ``(flux - median)^2 / (s^2 + 1 / ivar)`` with ``s = iqr / 1.349`` the training spread of
+    the pixel. The noise term makes it comparable across S/N: a spectrum drawn from the
+    training distribution scores about 1 or less whatever its S/N. NaN without good pixels.
+    """
+    spread = (iqr * IQR_TO_SIGMA) ** 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        variance = spread + np.where(mask, np.inf, 1.0 / ivar)
+        term = np.where(mask, 0.0, (flux - median) ** 2 / variance)
+    n_good = (~mask).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n_good > 0, term.sum(axis=1) / n_good, np.nan)
+
+
+def predict_labels(bundle: ModelBundle, spectra: Spectra, batch_size: int = 4096,
+                   preprocessing: dict[str, Any] | None = None,
+                   network: torch.nn.Module | None = None) -> pd.DataFrame:
+    """Labels and their uncertainties for preprocessed spectra.
+
+    Args:
+        bundle: the trained model.
+        spectra: output of ``spectra.preprocess`` (same grid as the bundle).
+        batch_size: spectra per forward pass.
+        preprocessing: the settings the spectra were made with; defaults to
+            ``spectra.meta.attrs["preprocessing"]`` when present; checked against the bundle.
+        network: a prebuilt ``bundle.network()`` to reuse across calls (optional).
+
+    Returns:
+        DataFrame row-matched to ``spectra``: TARGETID, ``<label>`` and ``<label>_err`` for
+        every ``bundle.label_names`` (K for teff, dex otherwise; ``_err`` is the network's
+        1-sigma predictive uncertainty), ``input_distance`` (compare with
+        ``bundle.ood_threshold``). Labels are NaN for spectra with ``rest_frame_ok`` False
+        (no usable velocity) or no good pixel, and for labels without training data.
+
+    Raises:
+        IncompatibleSpectraError: grid or preprocessing settings differ from the bundle's.
+    """
+    if preprocessing is None:
+        preprocessing = spectra.meta.attrs.get(PREPROCESSING_ATTR)
+    check_compatible(bundle, spectra.wavelength, preprocessing)
+    network = bundle.network() if network is None else network
+    network.eval()
+    median = np.asarray(bundle.pixel_median, np.float32)
+    iqr = np.asarray(bundle.pixel_iqr, np.float32)
+    n = spectra.n_spectra
+    n_labels = len(bundle.label_names)
+    mean = np.empty((n, n_labels), np.float32)
+    log_variance = np.empty((n, n_labels), np.float32)
+    distance = np.empty(n, np.float64)
+    with torch.inference_mode():
+        for start in range(0, n, batch_size):
+            rows = slice(start, min(start + batch_size, n))
+            flux, mask = spectra.flux[rows], spectra.mask[rows]
+            inputs = standardise(flux, mask, median, iqr)
+            out_mean, out_log_variance = network(torch.from_numpy(inputs))
+            mean[rows] = out_mean.numpy()
+            log_variance[rows] = out_log_variance.numpy()
+            distance[rows] = input_distance(flux, spectra.ivar[rows], mask, median, iqr)
+    offset = np.asarray(bundle.label_offset, np.float64)
+    scale = np.asarray(bundle.label_scale, np.float64)
+    values = offset + scale * mean
+    errors = scale * np.exp(0.5 * log_variance.astype(np.float64))
+    unusable = ~np.isfinite(distance)
+    if "rest_frame_ok" in spectra.meta.columns:
+        unusable |= ~spectra.meta["rest_frame_ok"].to_numpy(bool)
+    values[unusable] = np.nan
+    errors[unusable] = np.nan
+    untrained = np.asarray(bundle.label_n_train) <= 0
+    values[:, untrained] = np.nan
+    errors[:, untrained] = np.nan
+    columns: dict[str, Any] = {"TARGETID": spectra.meta["TARGETID"].to_numpy()}
+    for index, label in enumerate(bundle.label_names):
+        columns[label] = values[:, index]
+        columns[f"{label}_err"] = errors[:, index]
+    columns["input_distance"] = distance
+    return pd.DataFrame(columns)
