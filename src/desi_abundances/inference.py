@@ -1,0 +1,925 @@
+"""Streaming, resumable inference over DESI coadds, and its quality flags.
+
+One coadd at a time: load it, look up each target's radial velocity in the MWS catalogue,
+preprocess with the model bundle's own settings, predict every label with its uncertainty,
+flag, and write one Parquet file per coadd atomically. A Parquet file is complete iff it
+exists (it is written atomically) and its metadata carries the fingerprint of the current
+bundle and settings; anything else is redone. The same per-coadd function runs in the
+calling process (``scheduler: synchronous``) or on a ``dask.distributed`` cluster (a
+LocalCluster or any scheduler address), so the outputs do not depend on where they were made.
+
+No Kedro here: the node in ``pipelines/inference`` is glue.
+
+Flag bits (``flag`` column, ``FLAG`` in the catalogue; 0 = no known problem):
+
+====  ======================  ==============================================================
+bit   name                    set when
+====  ======================  ==============================================================
+0     LOW_SNR                 median S/N per pixel (``snr``) < ``flags.min_snr``
+1     NO_RADIAL_VELOCITY      no usable VRAD (not in the MWS catalogue, RVS_WARN != 0 or not
+                              SUCCESS): the spectrum could not be shifted to the rest frame
+2     FAR_FROM_TRAINING       ``input_distance`` > the bundle's ``ood_threshold``
+3     LABEL_OUT_OF_RANGE      a label lies outside the training range [label_min, label_max]
+                              (which ones: bits of ``label_range_flag``, bit i = label i)
+4     BAD_FIBERSTATUS         COADD_FIBERSTATUS != 0
+5     NO_PREDICTION           a label, its error or the input distance is not finite
+====  ======================  ==============================================================
+"""
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+import logging
+import math
+import os
+import re
+import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Mapping, Protocol, Sequence
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from astropy.io import fits
+
+from desi_abundances.io.atomic import atomic_write
+
+logger = logging.getLogger(__name__)
+
+FLAG_BITS: dict[str, int] = {
+    "LOW_SNR": 0,
+    "NO_RADIAL_VELOCITY": 1,
+    "FAR_FROM_TRAINING": 2,
+    "LABEL_OUT_OF_RANGE": 3,
+    "BAD_FIBERSTATUS": 4,
+    "NO_PREDICTION": 5,
+}
+"""Bit number of each quality flag in the ``flag`` column."""
+
+OUTPUT_SCHEMA_VERSION = 1
+"""Bump when the per-coadd table changes, so that older outputs count as stale."""
+
+METADATA_KEY = b"desi_abundances.inference"
+"""Parquet key-value metadata key under which each per-coadd file records its provenance."""
+
+_COADD_NAME = re.compile(r"coadd-(?P<survey>[a-z0-9]+)-(?P<program>[a-z0-9]+)-(?P<healpix>\d+)$")
+
+
+class InferenceError(RuntimeError):
+    """Inference cannot go on; the message names the partition, file or bundle field."""
+
+
+class BundleMismatchError(InferenceError):
+    """The model bundle does not fit the configuration or the data."""
+
+
+# --------------------------------------------------------------------------------------
+# Settings
+# --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FlagSettings:
+    """Thresholds of the quality flags.
+
+    Attributes:
+        min_snr: spectra with median S/N per pixel below this get LOW_SNR.
+    """
+
+    min_snr: float = 10.0
+
+
+@dataclass(frozen=True)
+class InferenceSettings:
+    """``params:inference``, validated. See ``conf/base/parameters_inference.yml``."""
+
+    per_coadd_dir: str = "data/07_model_output/per_coadd"
+    vac_filepath: str = "data/07_model_output/desi_abundances_vac.fits"
+    partitions: tuple[str, ...] | None = None
+    healpix: tuple[int, ...] | None = None
+    only_mws_catalogue: bool = True
+    flags: FlagSettings = field(default_factory=FlagSettings)
+    scheduler: str = "synchronous"
+    n_workers: int = 2
+    threads_per_worker: int = 1
+    processes: bool = True
+    torch_threads: int | None = None
+    prefetch: int = 1
+    max_in_flight_per_thread: int = 2
+    on_error: str = "raise"
+    progress: bool = True
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> InferenceSettings:
+        """Build from the ``inference`` parameters; unknown keys and bad values raise."""
+        params = dict(params or {})
+        known = set(cls.__dataclass_fields__)
+        unknown = set(params) - known
+        if unknown:
+            raise ValueError(
+                f"params:inference has unknown keys {sorted(unknown)}; known: {sorted(known)}"
+            )
+        flags = FlagSettings(**(params.pop("flags", None) or {}))
+        for key in ("partitions", "healpix"):
+            if params.get(key) is not None:
+                value = params[key]
+                params[key] = tuple([value] if isinstance(value, (str, int)) else value)
+        if params.get("healpix") is not None:
+            params["healpix"] = tuple(int(h) for h in params["healpix"])
+        settings = cls(flags=flags, **params)
+        if settings.on_error not in ("raise", "skip"):
+            raise ValueError(f"params:inference.on_error must be 'raise' or 'skip', got {settings.on_error!r}")
+        if settings.n_workers < 1 or settings.threads_per_worker < 1:
+            raise ValueError("params:inference.n_workers and threads_per_worker must be >= 1")
+        if settings.prefetch < 0:
+            raise ValueError("params:inference.prefetch must be >= 0")
+        return settings
+
+
+# --------------------------------------------------------------------------------------
+# Partitions
+# --------------------------------------------------------------------------------------
+def healpix_of_partition(partition_id: str) -> int | None:
+    """HEALPix number in a partition id ``.../coadd-{survey}-{program}-{healpix}``, or None."""
+    match = _COADD_NAME.search(partition_id.replace("\\", "/").rsplit("/", 1)[-1])
+    return int(match["healpix"]) if match else None
+
+
+def select_partitions(
+    partition_ids: Iterable[str],
+    patterns: Sequence[str] | None = None,
+    healpix: Sequence[int] | None = None,
+) -> list[str]:
+    """The partition ids to process, sorted.
+
+    Args:
+        partition_ids: every partition of the coadd set (paths relative to its folder,
+            without suffix, e.g. ``main/bright/100/10010/coadd-main-bright-10010``).
+        patterns: keep ids matching any of these shell globs (``main/bright/*``); None = all.
+        healpix: keep ids whose HEALPix number is in this list; None = all.
+    """
+    selected = sorted(partition_ids)
+    if patterns:
+        selected = [p for p in selected if any(fnmatch.fnmatchcase(p, pat) for pat in patterns)]
+    if healpix:
+        wanted = set(int(h) for h in healpix)
+        selected = [p for p in selected if healpix_of_partition(p) in wanted]
+    return selected
+
+
+def output_path(per_coadd_dir: str | os.PathLike, partition_id: str) -> Path:
+    """Parquet file of one partition: ``<per_coadd_dir>/<partition_id>.parquet``."""
+    return Path(per_coadd_dir) / f"{partition_id}.parquet"
+
+
+# --------------------------------------------------------------------------------------
+# Radial velocities from the MWS catalogue
+# --------------------------------------------------------------------------------------
+def _key(value: Any) -> str:
+    return str(value).strip().lower()
+
+
+def radial_velocity_table(rvtab: pd.DataFrame) -> pd.DataFrame:
+    """Usable radial velocities from the MWS catalogue's RVTAB.
+
+    Returns:
+        TARGETID, SURVEY, PROGRAM (lower case) and ``vrad_kms``: VRAD (km/s) where
+        RVS_WARN == 0 and SUCCESS, else NaN. One row per (TARGETID, SURVEY, PROGRAM): the
+        first is kept when the catalogue repeats one.
+
+    Raises:
+        InferenceError: when a required column is missing.
+    """
+    required = ("TARGETID", "SURVEY", "PROGRAM", "VRAD", "RVS_WARN", "SUCCESS")
+    missing = [c for c in required if c not in rvtab.columns]
+    if missing:
+        raise InferenceError(f"mws_catalogue RVTAB lacks columns {missing}")
+    usable = (np.asarray(rvtab["RVS_WARN"]) == 0) & np.asarray(rvtab["SUCCESS"], dtype=bool)
+    vrad = np.where(usable, np.asarray(rvtab["VRAD"], dtype=np.float64), np.nan)
+    table = pd.DataFrame(
+        {
+            "TARGETID": np.asarray(rvtab["TARGETID"], dtype=np.int64),
+            "SURVEY": [_key(s) for s in rvtab["SURVEY"]],
+            "PROGRAM": [_key(p) for p in rvtab["PROGRAM"]],
+            "vrad_kms": vrad,
+        }
+    )
+    duplicated = table.duplicated(["TARGETID", "SURVEY", "PROGRAM"])
+    if duplicated.any():
+        logger.warning(
+            "mws_catalogue RVTAB repeats %d (TARGETID, SURVEY, PROGRAM) keys; keeping the first",
+            int(duplicated.sum()),
+        )
+        table = table[~duplicated].reset_index(drop=True)
+    return table
+
+
+class RadialVelocityLookup:
+    """Radial velocity (km/s) of (TARGETID, SURVEY, PROGRAM); small and picklable."""
+
+    def __init__(self, table: pd.DataFrame):
+        self._by_program: dict[tuple[str, str], pd.Series] = {
+            (survey, program): pd.Series(
+                group["vrad_kms"].to_numpy(), index=group["TARGETID"].to_numpy()
+            )
+            for (survey, program), group in table.groupby(["SURVEY", "PROGRAM"], sort=True)
+        }
+        self.fingerprint = _hash_frame(table)
+
+    def lookup(self, survey: str, program: str, targetid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(vrad_kms, in_catalogue)`` for ``targetid``: NaN/False where absent."""
+        series = self._by_program.get((_key(survey), _key(program)))
+        targetid = np.asarray(targetid, dtype=np.int64)
+        if series is None:
+            return np.full(targetid.size, np.nan), np.zeros(targetid.size, dtype=bool)
+        position = series.index.get_indexer(targetid)
+        found = position >= 0
+        vrad = np.where(found, series.to_numpy()[np.maximum(position, 0)], np.nan)
+        return vrad.astype(np.float64), found
+
+
+def _hash_frame(frame: pd.DataFrame) -> str:
+    hashed = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+    return hashlib.sha256(hashed.tobytes()).hexdigest()
+
+
+# --------------------------------------------------------------------------------------
+# The predictor: preprocessing + network, with what the flags need from the bundle
+# --------------------------------------------------------------------------------------
+class LabelPredictor(Protocol):
+    """What inference needs from a model: labels, their training range, the OOD threshold
+    and a fingerprint, and a ``predict`` from a coadd (plus radial velocities) to a table of
+    TARGETID, ``<label>``, ``<label>_err`` (K, dex) and ``input_distance``."""
+
+    label_names: list[str]
+    label_min: np.ndarray
+    label_max: np.ndarray
+    ood_threshold: float
+    is_mock: bool
+    fingerprint: str
+
+    def predict(self, coadd: Any, vrad_kms: np.ndarray) -> pd.DataFrame: ...
+
+
+def check_labels(predictor: LabelPredictor, labels: Sequence[str] | None) -> None:
+    """Refuse a model whose labels differ from the configured ``params:labels``.
+
+    Raises:
+        BundleMismatchError: naming the labels missing from, or extra in, the bundle.
+    """
+    if labels is None:
+        return
+    if list(predictor.label_names) != list(labels):
+        missing = [l for l in labels if l not in predictor.label_names]
+        extra = [l for l in predictor.label_names if l not in labels]
+        raise BundleMismatchError(
+            "model bundle labels do not match params:labels: "
+            f"missing from the bundle {missing}, not in params:labels {extra}"
+            + ("" if missing or extra else " (same labels, different order)")
+            + "; retrain the model or fix conf/base/parameters.yml"
+        )
+
+
+# --------------------------------------------------------------------------------------
+# Science of one coadd
+# --------------------------------------------------------------------------------------
+def coadd_survey_program(coadd: Any, partition_id: str) -> tuple[str, str, int]:
+    """(survey, program, healpix) of a coadd: header SURVEY/PROGRAM/HPXPIXEL, else the name."""
+    header = coadd.header or {}
+    match = _COADD_NAME.search(partition_id.replace("\\", "/").rsplit("/", 1)[-1])
+    survey = header.get("SURVEY") or (match["survey"] if match else None)
+    program = header.get("PROGRAM") or (match["program"] if match else None)
+    healpix = header.get("HPXPIXEL", None)
+    if healpix is None and match:
+        healpix = int(match["healpix"])
+    if survey is None or program is None or healpix is None:
+        raise InferenceError(
+            f"partition {partition_id}: SURVEY/PROGRAM/HPXPIXEL neither in the primary header "
+            "nor in the file name coadd-<survey>-<program>-<healpix>"
+        )
+    return _key(survey), _key(program), int(healpix)
+
+
+def select_targets(coadd: Any, in_catalogue: np.ndarray, only_mws_catalogue: bool) -> np.ndarray:
+    """Rows to predict: science targets (OBJTYPE TGT when the column exists), and only those
+    in the MWS catalogue when ``only_mws_catalogue``."""
+    keep = np.ones(coadd.n_spectra, dtype=bool)
+    if "OBJTYPE" in coadd.fibermap.columns:
+        keep &= np.array([_key(o) == "tgt" for o in coadd.fibermap["OBJTYPE"]], dtype=bool)
+    if only_mws_catalogue:
+        keep &= in_catalogue
+    return np.flatnonzero(keep)
+
+
+def quality_flags(
+    table: pd.DataFrame,
+    label_names: Sequence[str],
+    label_min: np.ndarray,
+    label_max: np.ndarray,
+    ood_threshold: float,
+    flags: FlagSettings,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(flag, label_range_flag)`` of each row (see the module docstring for the bits).
+
+    ``table`` holds snr, vrad_kms, COADD_FIBERSTATUS, input_distance and each label with
+    its ``_err``. ``label_range_flag`` has bit i set when label i is outside its range.
+    """
+    n = len(table)
+    values = np.column_stack([table[l].to_numpy(np.float64) for l in label_names]) if n else np.zeros((0, len(label_names)))
+    errors = np.column_stack([table[f"{l}_err"].to_numpy(np.float64) for l in label_names]) if n else values
+    distance = table["input_distance"].to_numpy(np.float64)
+    low = np.asarray(label_min, dtype=np.float64)
+    high = np.asarray(label_max, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        outside = (values < low) | (values > high)
+    label_range_flag = (outside.astype(np.int64) << np.arange(len(label_names), dtype=np.int64)).sum(
+        axis=1, dtype=np.int64
+    ) if n else np.zeros(0, dtype=np.int64)
+    bits = {
+        "LOW_SNR": table["snr"].to_numpy(np.float64) < flags.min_snr,
+        "NO_RADIAL_VELOCITY": ~np.isfinite(table["vrad_kms"].to_numpy(np.float64)),
+        "FAR_FROM_TRAINING": distance > ood_threshold,
+        "LABEL_OUT_OF_RANGE": outside.any(axis=1),
+        "BAD_FIBERSTATUS": table["COADD_FIBERSTATUS"].to_numpy() != 0,
+        "NO_PREDICTION": ~(
+            np.isfinite(values).all(axis=1) & np.isfinite(errors).all(axis=1) & np.isfinite(distance)
+        ),
+    }
+    flag = np.zeros(n, dtype=np.int32)
+    for name, is_set in bits.items():
+        flag |= np.where(is_set, np.int32(1 << FLAG_BITS[name]), np.int32(0))
+    return flag, label_range_flag
+
+
+def predict_coadd(
+    coadd: Any,
+    partition_id: str,
+    predictor: LabelPredictor,
+    velocities: RadialVelocityLookup,
+    settings: InferenceSettings,
+) -> pd.DataFrame:
+    """The per-coadd catalogue table of one coadd (see :func:`empty_output_table` for columns).
+
+    Raises:
+        InferenceError: naming the partition when the predictor's table is not row-matched
+            to the selected targets.
+    """
+    from desi_abundances.spectra import median_snr
+
+    survey, program, healpix = coadd_survey_program(coadd, partition_id)
+    targetid_all = np.asarray(coadd.fibermap["TARGETID"], dtype=np.int64)
+    vrad_all, in_catalogue = velocities.lookup(survey, program, targetid_all)
+    rows = select_targets(coadd, in_catalogue, settings.only_mws_catalogue)
+    if rows.size == 0:
+        return empty_output_table(predictor.label_names)
+    if rows.size != coadd.n_spectra:
+        coadd = coadd.select(rows)
+    vrad = vrad_all[rows]
+    fibermap = coadd.fibermap
+    predictions = predictor.predict(coadd, vrad)
+    if len(predictions) != len(rows) or not np.array_equal(
+        np.asarray(predictions["TARGETID"], dtype=np.int64), targetid_all[rows]
+    ):
+        raise InferenceError(
+            f"partition {partition_id}: predictions are not row-matched to the coadd's targets"
+        )
+    fiberstatus = (
+        np.asarray(fibermap["COADD_FIBERSTATUS"], dtype=np.int64)
+        if "COADD_FIBERSTATUS" in fibermap.columns
+        else np.zeros(len(rows), dtype=np.int64)
+    )
+    columns: dict[str, Any] = {
+        "TARGETID": targetid_all[rows],
+        "TARGET_RA": np.asarray(fibermap["TARGET_RA"], dtype=np.float64),
+        "TARGET_DEC": np.asarray(fibermap["TARGET_DEC"], dtype=np.float64),
+        "SURVEY": np.full(len(rows), survey, dtype=object),
+        "PROGRAM": np.full(len(rows), program, dtype=object),
+        "HEALPIX": np.full(len(rows), healpix, dtype=np.int32),
+        "COADD_FIBERSTATUS": fiberstatus.astype(np.int32),
+        "snr": np.asarray(median_snr(coadd), dtype=np.float32),
+        "vrad_kms": vrad.astype(np.float64),
+    }
+    for label in predictor.label_names:
+        columns[label] = np.asarray(predictions[label], dtype=np.float32)
+        columns[f"{label}_err"] = np.asarray(predictions[f"{label}_err"], dtype=np.float32)
+    columns["input_distance"] = np.asarray(predictions["input_distance"], dtype=np.float32)
+    table = pd.DataFrame(columns)
+    flag, label_range_flag = quality_flags(
+        table,
+        predictor.label_names,
+        predictor.label_min,
+        predictor.label_max,
+        predictor.ood_threshold,
+        settings.flags,
+    )
+    table["flag"] = flag
+    table["label_range_flag"] = label_range_flag
+    return table
+
+
+def empty_output_table(label_names: Sequence[str]) -> pd.DataFrame:
+    """A zero-row per-coadd table with every column and dtype.
+
+    Columns: TARGETID (int64), TARGET_RA, TARGET_DEC (deg), SURVEY, PROGRAM, HEALPIX (int32),
+    COADD_FIBERSTATUS (int32), snr (median S/N per pixel), vrad_kms (km/s, NaN when not
+    usable), each label and ``<label>_err`` (K for teff, dex otherwise, float32),
+    input_distance, flag (int32 bits, see module docstring), label_range_flag (int64).
+    """
+    columns: dict[str, Any] = {
+        "TARGETID": np.zeros(0, np.int64),
+        "TARGET_RA": np.zeros(0, np.float64),
+        "TARGET_DEC": np.zeros(0, np.float64),
+        "SURVEY": np.zeros(0, object),
+        "PROGRAM": np.zeros(0, object),
+        "HEALPIX": np.zeros(0, np.int32),
+        "COADD_FIBERSTATUS": np.zeros(0, np.int32),
+        "snr": np.zeros(0, np.float32),
+        "vrad_kms": np.zeros(0, np.float64),
+    }
+    for label in label_names:
+        columns[label] = np.zeros(0, np.float32)
+        columns[f"{label}_err"] = np.zeros(0, np.float32)
+    columns["input_distance"] = np.zeros(0, np.float32)
+    columns["flag"] = np.zeros(0, np.int32)
+    columns["label_range_flag"] = np.zeros(0, np.int64)
+    return pd.DataFrame(columns)
+
+
+# --------------------------------------------------------------------------------------
+# Per-coadd outputs: atomic, fingerprinted
+# --------------------------------------------------------------------------------------
+def run_fingerprint(
+    predictor: LabelPredictor, velocities: RadialVelocityLookup, settings: InferenceSettings
+) -> str:
+    """Hash of everything an output depends on besides its coadd: the bundle, the radial
+    velocities, the flag thresholds, the target selection and the output schema."""
+    recipe = {
+        "bundle": predictor.fingerprint,
+        "radial_velocities": velocities.fingerprint,
+        "flags": asdict(settings.flags),
+        "only_mws_catalogue": settings.only_mws_catalogue,
+        "schema": OUTPUT_SCHEMA_VERSION,
+    }
+    return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()
+
+
+def write_output(table: pd.DataFrame, path: Path, provenance: Mapping[str, Any]) -> None:
+    """Write one per-coadd table to Parquet atomically, ``provenance`` in its metadata."""
+    arrow = pa.Table.from_pandas(table, preserve_index=False)
+    metadata = dict(arrow.schema.metadata or {})
+    metadata[METADATA_KEY] = json.dumps(dict(provenance), sort_keys=True).encode()
+    arrow = arrow.replace_schema_metadata(metadata)
+    with atomic_write(path) as tmp:
+        pq.write_table(arrow, tmp)
+
+
+def read_provenance(path: Path) -> dict[str, Any] | None:
+    """The provenance stored in a per-coadd Parquet file; None if absent or unreadable."""
+    try:
+        metadata = pq.read_schema(path).metadata or {}
+        return json.loads(metadata[METADATA_KEY])
+    except (OSError, KeyError, ValueError, pa.ArrowException):
+        return None
+
+
+def output_is_complete(path: Path, fingerprint: str) -> bool:
+    """True when ``path`` exists, is readable Parquet and was made with ``fingerprint``."""
+    if not path.is_file():
+        return False
+    provenance = read_provenance(path)
+    return provenance is not None and provenance.get("fingerprint") == fingerprint
+
+
+@dataclass
+class PartitionResult:
+    """What one partition's task reports back (small: no arrays)."""
+
+    partition_id: str
+    n_spectra: int = 0
+    seconds: float = 0.0
+    is_mock: bool | None = None
+    error: str | None = None
+
+
+def process_partition(
+    partition_id: str,
+    load: Callable[[], Any],
+    predictor: LabelPredictor,
+    velocities: RadialVelocityLookup,
+    settings: InferenceSettings,
+    per_coadd_dir: str,
+    fingerprint: str,
+) -> PartitionResult:
+    """Load, predict and write one partition; the unit of work both locally and on Dask."""
+    start = time.perf_counter()
+    coadd = load() if callable(load) else load
+    result = process_loaded(coadd, partition_id, predictor, velocities, settings, per_coadd_dir, fingerprint)
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def process_loaded(
+    coadd: Any,
+    partition_id: str,
+    predictor: LabelPredictor,
+    velocities: RadialVelocityLookup,
+    settings: InferenceSettings,
+    per_coadd_dir: str,
+    fingerprint: str,
+) -> PartitionResult:
+    """Predict and write one already loaded partition."""
+    if settings.torch_threads:
+        import torch
+
+        torch.set_num_threads(int(settings.torch_threads))
+    table = predict_coadd(coadd, partition_id, predictor, velocities, settings)
+    is_mock = bool(getattr(coadd, "is_mock", False))
+    provenance = {
+        "fingerprint": fingerprint,
+        "bundle_fingerprint": predictor.fingerprint,
+        "partition_id": partition_id,
+        "n_spectra": int(len(table)),
+        "is_mock": is_mock,
+        "labels": list(predictor.label_names),
+        "flag_bits": FLAG_BITS,
+        "schema": OUTPUT_SCHEMA_VERSION,
+    }
+    write_output(table, output_path(per_coadd_dir, partition_id), provenance)
+    return PartitionResult(partition_id=partition_id, n_spectra=len(table), is_mock=is_mock)
+
+
+# --------------------------------------------------------------------------------------
+# The driver: plan, execute (here or on Dask), report
+# --------------------------------------------------------------------------------------
+@dataclass
+class InferencePlan:
+    """Which selected partitions are already done and which are to do."""
+
+    selected: list[str]
+    complete: list[str]
+    todo: list[str]
+
+
+def plan_partitions(selected: Sequence[str], per_coadd_dir: str, fingerprint: str) -> InferencePlan:
+    """Split the selected partitions into complete outputs (kept) and those to (re)do."""
+    complete, todo = [], []
+    for pid in selected:
+        (complete if output_is_complete(output_path(per_coadd_dir, pid), fingerprint) else todo).append(pid)
+    return InferencePlan(selected=list(selected), complete=complete, todo=todo)
+
+
+class _Progress:
+    """tqdm bar over coadds, with spectra per second as a postfix."""
+
+    def __init__(self, total: int, enabled: bool):
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=total, unit="coadd", desc="inference", disable=not enabled, mininterval=1.0)
+        self.n_spectra = 0
+        self.start = time.perf_counter()
+
+    def update(self, result: PartitionResult) -> None:
+        self.n_spectra += result.n_spectra
+        elapsed = max(time.perf_counter() - self.start, 1e-9)
+        self.bar.set_postfix(spectra=self.n_spectra, spectra_per_s=f"{self.n_spectra / elapsed:.0f}", refresh=False)
+        self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _run_synchronous(
+    todo: Sequence[str],
+    loaders: Mapping[str, Callable[[], Any]],
+    work: Callable[[Any, str], PartitionResult],
+    prefetch: int,
+) -> Iterator[PartitionResult | tuple[str, BaseException]]:
+    """Process partitions in order in this process; the next ``prefetch`` coadds are read in
+    a background thread while the current one is predicted, so at most ``prefetch + 1``
+    coadds are alive at once whatever the number of partitions."""
+    if prefetch == 0:
+        for pid in todo:
+            try:
+                result = work(loaders[pid](), pid)
+            except Exception as exc:  # reported (then raised or skipped) by the caller
+                yield pid, exc
+                continue
+            yield result
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="coadd-reader") as reader:
+        queue = iter(todo)
+        pending: deque[tuple[str, Future]] = deque()
+
+        def top_up() -> None:
+            while len(pending) < prefetch:
+                pid = next(queue, None)
+                if pid is None:
+                    return
+                pending.append((pid, reader.submit(loaders[pid])))
+
+        top_up()
+        while pending:
+            pid, future = pending.popleft()
+            try:
+                coadd = future.result()
+            except Exception as exc:
+                top_up()
+                yield pid, exc
+                continue
+            finally:
+                future = None
+            top_up()  # the next reads run while this coadd is predicted
+            try:
+                result = work(coadd, pid)
+            except Exception as exc:
+                coadd = None
+                yield pid, exc
+                continue
+            coadd = None
+            yield result
+
+
+def _run_on_dask(
+    todo: Sequence[str],
+    loaders: Mapping[str, Callable[[], Any]],
+    predictor: LabelPredictor,
+    velocities: RadialVelocityLookup,
+    settings: InferenceSettings,
+    per_coadd_dir: str,
+    fingerprint: str,
+) -> Iterator[PartitionResult | tuple[str, BaseException]]:
+    """Process partitions on a dask.distributed cluster: the model and the velocity table are
+    scattered once to every worker; at most ``max_in_flight_per_thread`` tasks per worker
+    thread are queued at a time, so neither the scheduler nor the workers hold more."""
+    from distributed import Client, LocalCluster, as_completed
+
+    cluster = None
+    if settings.scheduler == "local":
+        cluster = LocalCluster(
+            n_workers=settings.n_workers,
+            threads_per_worker=settings.threads_per_worker,
+            processes=settings.processes,
+            dashboard_address=None,
+        )
+        client = Client(cluster)
+    else:
+        client = Client(settings.scheduler)
+    try:
+        n_threads = max(sum(client.nthreads().values()), 1)
+        logger.info("Dask: %s, %d worker threads", client.scheduler.address if client.scheduler else settings.scheduler, n_threads)
+        predictor_future = client.scatter(predictor, broadcast=True, hash=False)
+        velocities_future = client.scatter(velocities, broadcast=True, hash=False)
+        window = n_threads * max(settings.max_in_flight_per_thread, 1)
+        queue = iter(todo)
+        futures: dict[Any, str] = {}
+
+        def submit(pid: str) -> Any:
+            future = client.submit(
+                process_partition,
+                pid,
+                loaders[pid],
+                predictor_future,
+                velocities_future,
+                settings,
+                per_coadd_dir,
+                fingerprint,
+                key=f"infer-{fingerprint[:12]}-{pid}",
+                pure=False,
+            )
+            futures[future] = pid
+            return future
+
+        completed = as_completed([submit(pid) for _, pid in zip(range(window), queue)])
+        for future in completed:
+            pid = futures.pop(future)
+            try:
+                outcome: PartitionResult | tuple[str, BaseException] = future.result()
+            except Exception as exc:
+                outcome = (pid, exc)
+            future.release()
+            nxt = next(queue, None)
+            if nxt is not None:
+                completed.add(submit(nxt))
+            yield outcome
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def run_inference(
+    loaders: Mapping[str, Callable[[], Any]],
+    predictor: LabelPredictor,
+    velocities: RadialVelocityLookup,
+    settings: InferenceSettings,
+    labels: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """Predict every selected partition that has no complete output; return a report.
+
+    Args:
+        loaders: ``{partition_id: callable returning a CoaddSpectra}`` (a PartitionedDataset).
+        predictor: the model (see :class:`LabelPredictor`, :class:`BundlePredictor`).
+        velocities: radial velocities from the MWS catalogue.
+        settings: ``params:inference``.
+        labels: ``params:labels``; the model must predict exactly these.
+
+    Returns:
+        A JSON-able report: counts of partitions selected/skipped/done/failed, spectra
+        predicted, seconds, spectra per second, the run fingerprint and the selected
+        partition ids (the VAC is built from those).
+
+    Raises:
+        BundleMismatchError: when the model's labels differ from ``labels``.
+        InferenceError: when a partition fails and ``on_error`` is ``raise`` (the message
+            names it; outputs already written are kept).
+    """
+    check_labels(predictor, labels)
+    selected = select_partitions(loaders, settings.partitions, settings.healpix)
+    if not selected:
+        raise InferenceError(
+            f"no coadd selected: {len(loaders)} partitions, patterns {settings.partitions}, "
+            f"healpix {settings.healpix}"
+        )
+    per_coadd_dir = str(Path(settings.per_coadd_dir).resolve())
+    fingerprint = run_fingerprint(predictor, velocities, settings)
+    plan = plan_partitions(selected, per_coadd_dir, fingerprint)
+    report: dict[str, Any] = {
+        "fingerprint": fingerprint,
+        "bundle_fingerprint": predictor.fingerprint,
+        "per_coadd_dir": per_coadd_dir,
+        "scheduler": settings.scheduler,
+        "n_selected": len(plan.selected),
+        "n_already_complete": len(plan.complete),
+        "n_processed": 0,
+        "n_failed": 0,
+        "failed": {},
+        "n_spectra_predicted": 0,
+        "seconds": 0.0,
+        "spectra_per_s": 0.0,
+        "labels": list(predictor.label_names),
+        "bundle_is_mock": bool(predictor.is_mock),
+        "ood_threshold": float(predictor.ood_threshold),
+        "min_snr": float(settings.flags.min_snr),
+        "partitions": plan.selected,
+    }
+    if not plan.todo:
+        logger.info(
+            "Nothing new: all %d selected coadds already have complete outputs in %s",
+            len(plan.selected), per_coadd_dir,
+        )
+        return report
+    logger.info(
+        "Inference on %d coadds (%d of %d selected already complete) with scheduler '%s'",
+        len(plan.todo), len(plan.complete), len(plan.selected), settings.scheduler,
+    )
+
+    def work(coadd: Any, pid: str) -> PartitionResult:
+        return process_loaded(coadd, pid, predictor, velocities, settings, per_coadd_dir, fingerprint)
+
+    if settings.scheduler == "synchronous":
+        results = _run_synchronous(plan.todo, loaders, work, settings.prefetch)
+    else:
+        results = _run_on_dask(plan.todo, loaders, predictor, velocities, settings, per_coadd_dir, fingerprint)
+    progress = _Progress(len(plan.todo), settings.progress)
+    start = time.perf_counter()
+    try:
+        for outcome in results:
+            if isinstance(outcome, tuple):
+                pid, exc = outcome
+                report["n_failed"] += 1
+                report["failed"][pid] = f"{type(exc).__name__}: {exc}"
+                if settings.on_error == "raise":
+                    raise InferenceError(f"partition {pid} failed: {type(exc).__name__}: {exc}") from exc
+                logger.error("partition %s failed, skipped: %s: %s", pid, type(exc).__name__, exc)
+                continue
+            report["n_processed"] += 1
+            report["n_spectra_predicted"] += outcome.n_spectra
+            progress.update(outcome)
+    finally:
+        progress.close()
+        if hasattr(results, "close"):
+            results.close()
+    seconds = time.perf_counter() - start
+    report["seconds"] = round(seconds, 3)
+    report["spectra_per_s"] = round(report["n_spectra_predicted"] / max(seconds, 1e-9), 1)
+    logger.info(
+        "Inference done: %d coadds, %d spectra in %.1f s (%.0f spectra/s), %d failed",
+        report["n_processed"], report["n_spectra_predicted"], seconds, report["spectra_per_s"],
+        report["n_failed"],
+    )
+    return report
+
+
+# --------------------------------------------------------------------------------------
+# The value-added catalogue
+# --------------------------------------------------------------------------------------
+def build_value_added_catalogue(report: Mapping[str, Any], vac_filepath: str | os.PathLike) -> dict[str, Any]:
+    """Merge the complete per-coadd outputs of a :func:`run_inference` report into the FITS
+    VAC (streaming, atomic); skipped when the VAC was already built from the same files.
+
+    Header: MOCK (input coadds were mock), MOCKMODL (model trained on mock data), BUNDLSHA,
+    FPRINT, INPUTSHA, NCOADD, NMISSING, MINSNR, OODTHR, FLAGBn, LRNGBn.
+
+    Raises:
+        InferenceError: when no selected partition has a complete output.
+    """
+    from desi_abundances.vac import inputs_fingerprint, vac_is_current, write_vac
+
+    fingerprint = report["fingerprint"]
+    per_coadd_dir = report["per_coadd_dir"]
+    paths, is_mock = [], []
+    for pid in report["partitions"]:
+        path = output_path(per_coadd_dir, pid)
+        provenance = read_provenance(path) if path.is_file() else None
+        if provenance is not None and provenance.get("fingerprint") == fingerprint:
+            paths.append(path)
+            is_mock.append(bool(provenance.get("is_mock")))
+    n_missing = len(report["partitions"]) - len(paths)
+    if not paths:
+        raise InferenceError(f"no complete per-coadd output in {per_coadd_dir}: nothing to merge")
+    if n_missing:
+        logger.warning("%d selected coadds have no complete output; the VAC leaves them out", n_missing)
+    if any(is_mock) and not all(is_mock):
+        logger.warning("mock and real coadds mixed: %d of %d mock; MOCK = True", sum(is_mock), len(is_mock))
+    vac_filepath = Path(vac_filepath)
+    inputs_sha = inputs_fingerprint(paths, report["labels"], fingerprint)
+    summary = {
+        "vac_filepath": str(vac_filepath),
+        "n_coadds": len(paths),
+        "n_missing": n_missing,
+        "mock": any(is_mock),
+        "inputs_sha": inputs_sha,
+    }
+    if vac_is_current(vac_filepath, inputs_sha):
+        logger.info("Nothing new: the value-added catalogue %s is up to date", vac_filepath)
+        with fits.open(vac_filepath, memmap=True) as hdul:
+            summary["n_rows"] = int(hdul[1].header["NAXIS2"])
+        summary["rebuilt"] = False
+        return summary
+    cards = {
+        "MOCK": (any(is_mock), "input coadds are mock (header MOCK)"),
+        "MOCKMODL": (bool(report.get("bundle_is_mock", False)), "model trained on mock data"),
+        "BUNDLSHA": (report["bundle_fingerprint"][:16], "model bundle sha256 (first 16)"),
+        "FPRINT": (fingerprint[:16], "inference run fingerprint (first 16)"),
+        "INPUTSHA": (inputs_sha, ""),
+        "NCOADD": (len(paths), "coadds merged"),
+        "NMISSING": (n_missing, "selected coadds without output"),
+        "MINSNR": (report.get("min_snr"), "LOW_SNR when SNR below this"),
+        "OODTHR": (report.get("ood_threshold"), "FAR_FROM_TRAINING when INPUT_DISTANCE above"),
+    }
+    summary["n_rows"] = write_vac(paths, vac_filepath, report["labels"], cards, FLAG_BITS)
+    summary["rebuilt"] = True
+    return summary
+
+
+# --------------------------------------------------------------------------------------
+# The real predictor: the model bundle (H3's nn package)
+# --------------------------------------------------------------------------------------
+def bundle_fingerprint(bundle: Any) -> str:
+    """SHA-256 of a model bundle's weights and metadata (stable across save/load)."""
+    digest = hashlib.sha256()
+    state = getattr(bundle, "state_dict", None) or getattr(bundle, "weights", None) or {}
+    for name in sorted(state):
+        tensor = state[name]
+        array = tensor.detach().cpu().numpy() if hasattr(tensor, "detach") else np.asarray(tensor)
+        digest.update(name.encode())
+        digest.update(str(array.dtype).encode())
+        digest.update(str(array.shape).encode())
+        digest.update(np.ascontiguousarray(array).tobytes())
+    for name in (
+        "architecture", "label_names", "wavelength", "pixel_median", "pixel_iqr", "label_offset",
+        "label_scale", "label_min", "label_max", "preprocessing", "ood_threshold",
+    ):
+        value = getattr(bundle, name, None)
+        if value is None:
+            continue
+        digest.update(name.encode())
+        if isinstance(value, np.ndarray) or hasattr(value, "__array__"):
+            digest.update(np.ascontiguousarray(np.asarray(value)).tobytes())
+        else:
+            digest.update(json.dumps(value, sort_keys=True, default=str).encode())
+    return digest.hexdigest()
+
+
+class BundlePredictor:
+    """A :class:`LabelPredictor` over a ``nn.bundle.ModelBundle``: ``spectra.preprocess``
+    with the bundle's own settings, then ``nn.predict.predict_labels``."""
+
+    def __init__(self, bundle: Any):
+        self.bundle = bundle
+        self.label_names = list(bundle.label_names)
+        self.label_min = np.asarray(bundle.label_min, dtype=np.float64)
+        self.label_max = np.asarray(bundle.label_max, dtype=np.float64)
+        self.ood_threshold = float(bundle.ood_threshold)
+        self.is_mock = bool(getattr(bundle, "is_mock", False))
+        self.fingerprint = bundle_fingerprint(bundle)
+
+    def predict(self, coadd: Any, vrad_kms: np.ndarray) -> pd.DataFrame:
+        from desi_abundances.nn.predict import predict_labels
+        from desi_abundances.spectra import preprocess
+
+        spectra = preprocess(coadd, vrad_kms, self.bundle.preprocessing)
+        return predict_labels(self.bundle, spectra)

@@ -1,0 +1,47 @@
+"""Nodes of the inference pipeline: thin glue around :mod:`desi_abundances.inference`."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import pandas as pd
+
+from desi_abundances.inference import (
+    BundlePredictor,
+    InferenceSettings,
+    RadialVelocityLookup,
+    build_value_added_catalogue,
+    radial_velocity_table,
+    run_inference,
+)
+
+
+def predict_coadds(
+    coadds: dict[str, Callable[[], Any]],
+    mws_radial_velocities: pd.DataFrame,
+    model_bundle: Any,
+    labels: list[str],
+    params: dict[str, Any],
+) -> dict[str, Any]:
+    """Predict every selected coadd lacking a complete output; write one Parquet per coadd.
+
+    Args:
+        coadds: the PartitionedDataset of coadds (``{partition_id: loader}``).
+        mws_radial_velocities: the MWS catalogue's RVTAB (TARGETID, SURVEY, PROGRAM, VRAD,
+            RVS_WARN, SUCCESS).
+        model_bundle: the trained ``ModelBundle``; refused when incompatible.
+        labels: ``params:labels``; the bundle must predict exactly these.
+        params: ``params:inference``.
+
+    Returns:
+        The run report (counts, spectra per second, fingerprints, partitions).
+    """
+    settings = InferenceSettings.from_params(params)
+    predictor = BundlePredictor(model_bundle)
+    velocities = RadialVelocityLookup(radial_velocity_table(mws_radial_velocities))
+    return run_inference(coadds, predictor, velocities, settings, labels)
+
+
+def build_vac(inference_report: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    """Merge the per-coadd outputs into the FITS value-added catalogue; return its summary."""
+    settings = InferenceSettings.from_params(params)
+    return build_value_added_catalogue(inference_report, settings.vac_filepath)

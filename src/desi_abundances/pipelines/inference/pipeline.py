@@ -1,0 +1,32 @@
+"""Wiring of the inference pipeline."""
+from __future__ import annotations
+
+from kedro.pipeline import Pipeline, node
+
+from desi_abundances.pipelines.inference.nodes import build_vac, predict_coadds
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    """coadds + MWS radial velocities + model bundle -> per-coadd Parquet -> FITS VAC."""
+    return Pipeline(
+        [
+            node(
+                predict_coadds,
+                inputs=[
+                    "inference_coadds",
+                    "mws_radial_velocities",
+                    "model_bundle",
+                    "params:labels",
+                    "params:inference",
+                ],
+                outputs="inference_report",
+                name="predict_coadds",
+            ),
+            node(
+                build_vac,
+                inputs=["inference_report", "params:inference"],
+                outputs="vac_summary",
+                name="build_vac",
+            ),
+        ]
+    )
