@@ -486,3 +486,52 @@ def crossmatch(
         "max_sep_arcsec": float(np.max(table["sep_arcsec"])) if len(table) else None,
     }
     return table, report
+
+
+def compare_with_truth(
+    matched: pd.DataFrame,
+    truth_pairs: pd.DataFrame,
+    spectra: pd.DataFrame,
+    stars: pd.DataFrame,
+    cuts: Mapping[str, Any],
+) -> dict[str, Any]:
+    """Score a crossmatch against known true pairs (the mock survey's ground truth).
+
+    Args:
+        matched: the ``crossmatch`` table (TARGETID, APOGEE_ID).
+        truth_pairs: true (TARGETID, APOGEE_ID) pairs, one row per DESI target of a star.
+        spectra: ``spectra_metadata`` (the ingested spectra).
+        stars: ``apogee_stars``.
+        cuts: the APOGEE quality cuts (``params:crossmatch.apogee_cuts``).
+
+    Returns:
+        ``expected`` (APOGEE stars with a true pair whose DESI target was ingested and whose
+        APOGEE row passes the cuts), ``recovered`` (matched to one of their true targets),
+        ``recovery`` (fraction), ``false_matches`` (matched pairs that are not true pairs),
+        ``missed_apogee_ids`` and ``false_pairs`` (up to 20 each, for inspection).
+    """
+    _require(truth_pairs, ["TARGETID", "APOGEE_ID"], "truth table")
+    truth = truth_pairs[["TARGETID", "APOGEE_ID"]].dropna()
+    truth = truth[truth["APOGEE_ID"].astype(str).str.strip() != ""]
+    truth = truth.assign(TARGETID=truth["TARGETID"].astype(np.int64), APOGEE_ID=truth["APOGEE_ID"].astype(str).str.strip())
+    good_ids = set(stars["APOGEE_ID"][passes_quality_cuts(stars, cuts)].astype(str))
+    ingested = set(spectra["TARGETID"].astype(np.int64))
+    expected = truth[truth["TARGETID"].isin(ingested) & truth["APOGEE_ID"].isin(good_ids)]
+    true_pairs = set(zip(truth["TARGETID"], truth["APOGEE_ID"]))
+    got = list(zip(matched["TARGETID"].astype(np.int64), matched["APOGEE_ID"].astype(str)))
+    correct = {pair for pair in got if pair in true_pairs}
+    false_pairs = [pair for pair in got if pair not in true_pairs]
+    expected_stars = set(expected["APOGEE_ID"])
+    recovered_stars = {apogee_id for _, apogee_id in correct} & expected_stars
+    missed = sorted(expected_stars - recovered_stars)
+    return {
+        "true_pairs": len(true_pairs),
+        "expected": len(expected_stars),
+        "recovered": len(recovered_stars),
+        "recovery": len(recovered_stars) / len(expected_stars) if expected_stars else float("nan"),
+        "matched": len(got),
+        "false_matches": len(false_pairs),
+        "correct_but_not_expected": len({a for _, a in correct} - expected_stars),
+        "missed_apogee_ids": missed[:20],
+        "false_pairs": [(int(t), a) for t, a in false_pairs[:20]],
+    }

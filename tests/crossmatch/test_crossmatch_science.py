@@ -193,3 +193,24 @@ def test_empty_inputs_give_empty_table(scene):
     assert len(table) == 0 and report["final"]["pairs"] == 0
     table, report = crossmatch(spectra, stars.iloc[:0], PARAMS)
     assert len(table) == 0
+
+
+def test_compare_with_truth_counts_recovery_and_false_matches(scene):
+    from desi_abundances.crossmatch import compare_with_truth
+
+    spectra, stars = scene
+    table, _ = crossmatch(spectra, stars, PARAMS)
+    truth = pd.DataFrame(
+        {
+            "TARGETID": [1, 2, 3, 4, 5, 6, 7, 8, 99],
+            "APOGEE_ID": ["2M-A", "2M-B", "2M-C", "2M-D", "2M-E", "2M-F", "2M-G", None, "2M-H"],
+        }
+    )
+    result = compare_with_truth(table, truth, spectra, stars, CUTS)
+    assert (result["expected"], result["recovered"], result["false_matches"]) == (6, 6, 0)
+    assert result["recovery"] == 1.0
+    wrong = table.copy()
+    wrong.loc[wrong["APOGEE_ID"] == "2M-A", "TARGETID"] = 10
+    result = compare_with_truth(wrong, truth, spectra, stars, CUTS)
+    assert result["false_matches"] == 1 and result["missed_apogee_ids"] == ["2M-A"]
+    assert result["recovered"] == 5
