@@ -566,7 +566,8 @@ def preprocess(coadd: CoaddSpectra, vrad_kms: np.ndarray, settings: dict[str, An
 
     Returns:
         :class:`Spectra`; meta = TARGETID, vrad_kms, rest_frame_ok, good_pixel_fraction,
-        and ``meta.attrs["preprocessing"]`` = the full settings used.
+        ``meta.attrs["preprocessing"]`` = the full settings used and
+        ``meta.attrs["is_mock"]`` = ``coadd.is_mock``.
 
     Raises:
         SpectraShapeError: when vrad_kms does not match the coadd or an arm is off the grid.
@@ -623,4 +624,5 @@ def preprocess(coadd: CoaddSpectra, vrad_kms: np.ndarray, settings: dict[str, An
         }
     )
     meta.attrs["preprocessing"] = settings  # read by nn.predict.check_compatible
+    meta.attrs["is_mock"] = coadd.is_mock
     return Spectra(wavelength=grid, flux=flux, ivar=ivar, mask=mask, meta=meta)
