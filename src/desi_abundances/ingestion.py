@@ -181,14 +181,19 @@ def gaia_source_ids(values: pd.Series) -> np.ndarray:
     return np.where(ids > 0, ids, NO_GAIA_ID).astype(np.int64)
 
 
-def join_mws(spectra: pd.DataFrame, mws: pd.DataFrame) -> pd.DataFrame:
+def mws_keys(mws: pd.DataFrame) -> pd.MultiIndex:
+    """The (TARGETID, SURVEY, PROGRAM) index of an MWS table; build once, join many times."""
+    return pd.MultiIndex.from_frame(mws[list(MWS_KEY_COLUMNS)])
+
+
+def join_mws(spectra: pd.DataFrame, mws: pd.DataFrame, keys: pd.MultiIndex | None = None) -> pd.DataFrame:
     """Left-join the MWS table onto per-spectrum rows on (TARGETID, SURVEY, PROGRAM), keeping
     the row order. Spectra without an MWS row get NaN (floats and integers), False (booleans)
-    and GAIA_SOURCE_ID -1; Gaia ids stay exact int64."""
+    and GAIA_SOURCE_ID -1; Gaia ids stay exact int64. ``keys``: ``mws_keys(mws)``, prebuilt."""
     require_columns(spectra, MWS_KEY_COLUMNS, "spectra table")
-    mws_keys = pd.MultiIndex.from_frame(mws[list(MWS_KEY_COLUMNS)])
+    mws_index = keys if keys is not None else mws_keys(mws)
     spectra_keys = pd.MultiIndex.from_frame(spectra[list(MWS_KEY_COLUMNS)])
-    row = mws_keys.get_indexer(spectra_keys)
+    row = mws_index.get_indexer(spectra_keys)
     found = row >= 0
     joined = spectra.copy()
     for column in mws.columns:
@@ -254,41 +259,60 @@ def propagate_positions(
     return np.mod(new_ra, 360.0), np.clip(new_dec, -90.0, 90.0)
 
 
-def near_apogee_mask(
-    spectra: pd.DataFrame,
-    apogee: pd.DataFrame,
-    radius_arcsec: float | None,
-    apogee_epoch_yr: float,
-) -> np.ndarray:
-    """Coarse pre-selection: True for spectra with a Gaia id in common with APOGEE (REF_ID or
-    GAIA_SOURCE_ID equal to GAIAEDR3_SOURCE_ID) or an APOGEE star within ``radius_arcsec``
-    once the DESI position is moved to the APOGEE epoch. ``radius_arcsec`` None keeps all.
-    """
-    if radius_arcsec is None:
-        return np.ones(len(spectra), dtype=bool)
-    if len(spectra) == 0 or len(apogee) == 0:
-        return np.zeros(len(spectra), dtype=bool)
-    keep = np.zeros(len(spectra), dtype=bool)
-    if "GAIAEDR3_SOURCE_ID" in apogee.columns:
-        apogee_ids = gaia_source_ids(apogee["GAIAEDR3_SOURCE_ID"])
-        apogee_ids = apogee_ids[apogee_ids > 0]
+class ApogeeNeighbours:
+    """APOGEE positions and Gaia ids, indexed once, for the coarse pre-selection of spectra
+    (the sky KD-tree is built on the first query and reused for every coadd)."""
+
+    def __init__(self, apogee: pd.DataFrame):
+        self.n_stars = len(apogee)
+        ids = (
+            gaia_source_ids(apogee["GAIAEDR3_SOURCE_ID"])
+            if "GAIAEDR3_SOURCE_ID" in apogee.columns
+            else np.zeros(0, dtype=np.int64)
+        )
+        self.gaia_ids = np.unique(ids[ids > 0])
+        self.sky = (
+            SkyCoord(apogee["RA"].to_numpy(dtype=float) * u.deg, apogee["DEC"].to_numpy(dtype=float) * u.deg)
+            if self.n_stars
+            else None
+        )
+
+    def near(self, spectra: pd.DataFrame, radius_arcsec: float | None, apogee_epoch_yr: float) -> np.ndarray:
+        """True for spectra with a Gaia id in common with APOGEE (REF_ID or GAIA_SOURCE_ID
+        equal to GAIAEDR3_SOURCE_ID) or an APOGEE star within ``radius_arcsec`` once the DESI
+        position is moved to the APOGEE epoch. ``radius_arcsec`` None keeps all."""
+        if radius_arcsec is None:
+            return np.ones(len(spectra), dtype=bool)
+        if len(spectra) == 0 or self.sky is None:
+            return np.zeros(len(spectra), dtype=bool)
+        keep = np.zeros(len(spectra), dtype=bool)
         for column in ("GAIA_SOURCE_ID", "REF_ID"):
             if column in spectra.columns:
                 ids = gaia_source_ids(spectra[column])
-                keep |= (ids > 0) & np.isin(ids, apogee_ids)
-    ra, dec = propagate_positions(
-        spectra["TARGET_RA"].to_numpy(),
-        spectra["TARGET_DEC"].to_numpy(),
-        spectra["PMRA"].to_numpy() if "PMRA" in spectra else np.nan,
-        spectra["PMDEC"].to_numpy() if "PMDEC" in spectra else np.nan,
-        spectra["REF_EPOCH"].to_numpy() if "REF_EPOCH" in spectra else np.nan,
-        apogee_epoch_yr,
-    )
-    desi = SkyCoord(ra * u.deg, dec * u.deg)
-    catalogue = SkyCoord(apogee["RA"].to_numpy() * u.deg, apogee["DEC"].to_numpy() * u.deg)
-    _, separation, _ = desi.match_to_catalog_sky(catalogue)
-    keep |= separation.arcsec <= radius_arcsec
-    return keep
+                keep |= (ids > 0) & np.isin(ids, self.gaia_ids)
+        nan = np.full(len(spectra), np.nan)
+        ra, dec = propagate_positions(
+            spectra["TARGET_RA"].to_numpy(dtype=float),
+            spectra["TARGET_DEC"].to_numpy(dtype=float),
+            spectra["PMRA"].to_numpy(dtype=float) if "PMRA" in spectra else nan,
+            spectra["PMDEC"].to_numpy(dtype=float) if "PMDEC" in spectra else nan,
+            spectra["REF_EPOCH"].to_numpy(dtype=float) if "REF_EPOCH" in spectra else nan,
+            apogee_epoch_yr,
+        )
+        _, separation, _ = SkyCoord(ra * u.deg, dec * u.deg).match_to_catalog_sky(self.sky)
+        return keep | (separation.arcsec <= radius_arcsec)
+
+
+def near_apogee_mask(
+    spectra: pd.DataFrame,
+    apogee: pd.DataFrame | ApogeeNeighbours,
+    radius_arcsec: float | None,
+    apogee_epoch_yr: float,
+) -> np.ndarray:
+    """Coarse pre-selection (see :meth:`ApogeeNeighbours.near`); ``apogee`` an allStar-like
+    table or a prebuilt :class:`ApogeeNeighbours`."""
+    index = apogee if isinstance(apogee, ApogeeNeighbours) else ApogeeNeighbours(apogee)
+    return index.near(spectra, radius_arcsec, apogee_epoch_yr)
 
 
 def apogee_columns(elements: Iterable[str] | None = None, extra: Iterable[str] = ()) -> list[str]:

@@ -8,12 +8,13 @@ import numpy as np
 import pandas as pd
 
 from desi_abundances.ingestion import (
+    ApogeeNeighbours,
     IngestionError,
     apogee_columns,
     coadd_provenance,
     join_mws,
+    mws_keys,
     mws_table,
-    near_apogee_mask,
     require_columns,
     stellar_target_mask,
     strip_strings,
@@ -46,7 +47,8 @@ def _select_from_coadd(
     partition_id: str,
     coadd: CoaddSpectra,
     mws: pd.DataFrame,
-    apogee_stars: pd.DataFrame,
+    keys: pd.MultiIndex,
+    apogee: ApogeeNeighbours,
     params: Mapping[str, Any],
 ) -> tuple[CoaddSpectra, pd.DataFrame, dict[str, int]]:
     """The candidate spectra of one coadd and their metadata rows."""
@@ -61,12 +63,9 @@ def _select_from_coadd(
         table[key] = value
     table["source_file"] = partition_id
     table["source_row"] = rows.astype(np.int64)
-    table = join_mws(table, mws)
-    near = near_apogee_mask(
-        table,
-        apogee_stars,
-        params.get("prefilter_radius_arcsec"),
-        float(params.get("apogee_epoch_yr", 2000.0)),
+    table = join_mws(table, mws, keys)
+    near = apogee.near(
+        table, params.get("prefilter_radius_arcsec"), float(params.get("apogee_epoch_yr", 2000.0))
     )
     table = table[near].reset_index(drop=True)
     selected = coadd.select(rows[near])
@@ -126,11 +125,13 @@ def ingest_spectra(
         raise IngestionError("desi_coadds holds no coadd file")
     mws = mws_table(mws_catalogue, params.get("mws_rvtab_columns", []))
     logger.info("MWS catalogue: %d spectra, %d with a Gaia EDR3 id", len(mws), int((mws["GAIA_SOURCE_ID"] > 0).sum()))
+    keys = mws_keys(mws)
+    apogee = ApogeeNeighbours(apogee_stars)
     parts, tables = [], []
     totals = {"spectra": 0, "stellar_targets": 0, "near_apogee": 0}
     for partition_id in sorted(desi_coadds):
         coadd = desi_coadds[partition_id]()
-        selected, table, counts = _select_from_coadd(partition_id, coadd, mws, apogee_stars, params)
+        selected, table, counts = _select_from_coadd(partition_id, coadd, mws, keys, apogee, params)
         del coadd
         for key, value in counts.items():
             totals[key] += value
