@@ -319,9 +319,14 @@ def match_by_position(
     return _candidates(d[keep], a[keep], sep[keep], POSITION, "sky"), int(conflict.sum())
 
 
-def one_per_star(candidates: pd.DataFrame, spectra: pd.DataFrame) -> pd.DataFrame:
+def one_per_star(
+    candidates: pd.DataFrame, spectra: pd.DataFrame, apogee_ids: np.ndarray | None = None
+) -> pd.DataFrame:
     """Keep one DESI spectrum per APOGEE star (MWS PRIMARY first, then highest snr, then
-    smallest separation) and then one APOGEE star per DESI TARGETID (smallest separation)."""
+    smallest separation) and then one APOGEE star per DESI TARGETID (smallest separation).
+
+    A star is an APOGEE row or, when ``apogee_ids`` (APOGEE_ID of each row) is given, an
+    APOGEE_ID: two rows of one star not flagged as duplicates still give one pair."""
     if candidates.empty:
         return candidates.assign(TARGETID=np.zeros(0, dtype=np.int64))
     ranked = candidates.copy()
@@ -337,6 +342,9 @@ def one_per_star(candidates: pd.DataFrame, spectra: pd.DataFrame) -> pd.DataFram
         ["_primary", "_snr", "sep_arcsec", "desi_row"], ascending=[False, False, True, True], kind="mergesort"
     )
     ranked = ranked.drop_duplicates("apogee_row", keep="first")
+    if apogee_ids is not None:
+        ranked["_apogee_id"] = np.asarray(apogee_ids)[ranked["apogee_row"].to_numpy()]
+        ranked = ranked.drop_duplicates("_apogee_id", keep="first").drop(columns=["_apogee_id"])
     ranked = ranked.sort_values(["sep_arcsec", "apogee_row"], kind="mergesort")
     ranked = ranked.drop_duplicates("TARGETID", keep="first")
     return ranked.drop(columns=["_primary", "_snr"]).sort_values("desi_row").reset_index(drop=True)
@@ -387,7 +395,8 @@ def match_spectra_to_apogee(
         by_position, conflicts = _candidates(*(np.zeros(0),) * 3, POSITION, "sky"), 0
     counts["position_pairs"] = len(by_position)
     counts["position_refused_conflicting_gaia_id"] = conflicts
-    pairs = one_per_star(pd.concat([by_id, by_position], ignore_index=True), spectra)
+    apogee_ids = stars["APOGEE_ID"].to_numpy() if "APOGEE_ID" in stars else None
+    pairs = one_per_star(pd.concat([by_id, by_position], ignore_index=True), spectra, apogee_ids)
     counts["one_per_star"] = len(pairs)
     counts["one_per_star_gaia_id"] = int((pairs["match_method"] == GAIA_ID).sum())
     counts["one_per_star_position"] = int((pairs["match_method"] == POSITION).sum())

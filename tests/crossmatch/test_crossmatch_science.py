@@ -214,3 +214,15 @@ def test_compare_with_truth_counts_recovery_and_false_matches(scene):
     result = compare_with_truth(wrong, truth, spectra, stars, CUTS)
     assert result["false_matches"] == 1 and result["missed_apogee_ids"] == ["2M-A"]
     assert result["recovered"] == 5
+
+
+def test_one_pair_per_apogee_id_even_without_duplicate_flag(scene):
+    spectra, stars = scene
+    unflagged = stars.assign(EXTRATARG=0)  # both 2M-F rows now candidates
+    spectra = pd.concat(
+        [spectra, spectra_table([{"TARGETID": 66, "TARGET_RA": 60.0, "TARGET_DEC": 0.0, "GAIA_SOURCE_ID": 8001, "snr": 99.0}])],
+        ignore_index=True,
+    )
+    table, _ = crossmatch(spectra, unflagged, PARAMS)
+    assert table["APOGEE_ID"].is_unique and table["TARGETID"].is_unique
+    assert table.set_index("APOGEE_ID").loc["2M-F", "TARGETID"] == 66
