@@ -104,7 +104,11 @@ class FakePredictor:
         self.fingerprint = hashlib.sha256(f"fake-{version}-{labels}".encode()).hexdigest()
         self.calls = 0
 
-    def predict(self, coadd: CoaddSpectra, vrad_kms: np.ndarray) -> pd.DataFrame:
+    def prepare(self, coadd: CoaddSpectra, vrad_kms: np.ndarray):
+        return coadd, vrad_kms
+
+    def predict(self, prepared) -> pd.DataFrame:
+        coadd, vrad_kms = prepared
         self.calls += 1
         table = {"TARGETID": coadd.fibermap["TARGETID"].to_numpy()}
         for label, arm in zip(self.label_names, "BRZ"):

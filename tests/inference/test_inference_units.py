@@ -13,6 +13,7 @@ from desi_abundances.inference import (
     RadialVelocityLookup,
     check_labels,
     healpix_of_partition,
+    median_snr,
     output_is_complete,
     predict_coadd,
     quality_flags,
@@ -127,3 +128,22 @@ def test_output_complete_only_with_matching_fingerprint(tmp_path):
     path.write_bytes(b"PAR1 truncated")
     assert not output_is_complete(path, "abc")
     assert list(tmp_path.rglob("*.tmp")) == []
+
+
+def test_median_snr_equals_the_shared_definition():
+    from desi_abundances import spectra
+
+    coadd = make_coadd(10010, n_spectra=7)
+    rng = np.random.default_rng(3)
+    for arm in coadd.arms.values():
+        arm.flux[:] = rng.normal(20, 8, arm.flux.shape)
+        arm.ivar[rng.random(arm.ivar.shape) < 0.2] = 0
+        arm.mask[rng.random(arm.mask.shape) < 0.1] = 4
+        arm.flux[0, :3] = np.nan
+    for arm in coadd.arms.values():  # row 5: no good pixel at all; row 6: an even count
+        arm.ivar[5] = 0
+    coadd.arms["B"].ivar[6, :] = 0
+    coadd.arms["R"].ivar[6, 1:] = 0
+    coadd.arms["Z"].ivar[6, 1:] = 0
+    np.testing.assert_array_equal(median_snr(coadd), spectra.median_snr(coadd))
+    assert median_snr(coadd)[5] == 0
