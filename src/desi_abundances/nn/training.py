@@ -1,0 +1,188 @@
+"""The training loop: AdamW, warm-up + cosine learning rate, input-noise augmentation, early
+stopping on the validation loss, seeded and deterministic."""
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from desi_abundances.nn.loss import label_nll
+from desi_abundances.nn.network import LabelNetwork, build_network
+
+DEFAULT_OPTIMISATION: dict[str, Any] = {
+    "seed": 42,
+    "max_epochs": 300,
+    "batch_size": 128,
+    "learning_rate": 1.0e-3,
+    "weight_decay": 1.0e-4,
+    "warmup_epochs": 5,
+    "patience": 40,
+    "min_delta": 1.0e-4,
+    "nll_beta": 0.5,
+    "noise_augmentation": 1.0,
+    "device": "auto",
+    "num_threads": None,
+    "progress_bar": True,
+}
+"""Defaults of ``params:training.optimisation``.
+
+noise_augmentation: each training batch adds Gaussian noise of u * (the spectrum's own
+    pixel noise), u ~ U(0, noise_augmentation) per spectrum: the network sees the same star at
+    lower S/N (down to 1/sqrt(1 + a^2) of it), which regularises and prepares it for faint
+    stars.
+device: "auto" (CUDA when available, else CPU), "cpu" or "cuda".
+"""
+
+
+@dataclass
+class TrainingArrays:
+    """Standardised arrays of one split (float32): inputs (n, n_pixels), input_noise (n,
+    n_pixels) = pixel sigma in input units (0 where masked), labels and label_errors
+    (n, n_labels), NaN where missing."""
+
+    inputs: np.ndarray
+    input_noise: np.ndarray
+    labels: np.ndarray
+    label_errors: np.ndarray
+
+    def __len__(self) -> int:
+        return self.inputs.shape[0]
+
+
+@dataclass
+class TrainingResult:
+    network: LabelNetwork
+    train_loss: list[float] = field(default_factory=list)
+    validation_loss: list[float] = field(default_factory=list)
+    best_epoch: int = 0
+    seconds: float = 0.0
+    epochs_run: int = 0
+
+
+def optimisation_settings(settings: dict[str, Any] | None) -> dict[str, Any]:
+    """Defaults overridden by ``settings``; unknown keys raise ValueError."""
+    settings = dict(settings or {})
+    unknown = sorted(set(settings) - set(DEFAULT_OPTIMISATION))
+    if unknown:
+        raise ValueError(f"unknown optimisation setting(s) {unknown}; known: "
+                         f"{sorted(DEFAULT_OPTIMISATION)}")
+    return {**DEFAULT_OPTIMISATION, **settings}
+
+
+def select_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when available else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed torch (CPU and CUDA) and ask for deterministic algorithms."""
+    torch.manual_seed(seed)
+    torch.cuda.manual_seed_all(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark = False
+
+
+def _learning_rate_factor(epoch: int, warmup: int, total: int) -> float:
+    """Linear warm-up over ``warmup`` epochs, then cosine decay to 1 % at ``total``."""
+    if epoch < warmup:
+        return (epoch + 1) / (warmup + 1)
+    progress = (epoch - warmup) / max(total - warmup, 1)
+    return 0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def _to_tensors(arrays: TrainingArrays, device: torch.device) -> tuple[torch.Tensor, ...]:
+    return tuple(torch.from_numpy(np.ascontiguousarray(a, np.float32)).to(device)
+                 for a in (arrays.inputs, arrays.input_noise, arrays.labels, arrays.label_errors))
+
+
+def evaluate_loss(network: LabelNetwork, arrays: TrainingArrays, device: torch.device,
+                  beta: float, batch_size: int = 2048) -> float:
+    """Mean loss over a split (no augmentation, eval mode), weighted by valid entries."""
+    network.eval()
+    inputs, _, labels, errors = _to_tensors(arrays, device)
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for start in range(0, len(arrays), batch_size):
+            rows = slice(start, start + batch_size)
+            mean, log_variance = network(inputs[rows])
+            n_valid = int((torch.isfinite(labels[rows]) & torch.isfinite(errors[rows])).sum())
+            total += float(label_nll(mean, log_variance, labels[rows], errors[rows], beta)) * n_valid
+            count += n_valid
+    return total / max(count, 1)
+
+
+def train_network(architecture: dict[str, Any], train: TrainingArrays,
+                  validation: TrainingArrays, settings: dict[str, Any]) -> TrainingResult:
+    """Train a :class:`LabelNetwork`; returns the weights of the best validation epoch.
+
+    Deterministic for a given seed, device and thread count: the weights are initialised and
+    the batches shuffled and augmented from generators seeded by ``settings["seed"]``.
+    """
+    settings = optimisation_settings(settings)
+    if settings["num_threads"]:
+        torch.set_num_threads(int(settings["num_threads"]))
+    seed_everything(int(settings["seed"]))
+    device = select_device(settings["device"])
+    network = build_network(architecture).to(device)
+    optimiser = torch.optim.AdamW(network.parameters(), lr=settings["learning_rate"],
+                                  weight_decay=settings["weight_decay"])
+    max_epochs, warmup = int(settings["max_epochs"]), int(settings["warmup_epochs"])
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimiser, lambda epoch: _learning_rate_factor(epoch, warmup, max_epochs))
+    generator = torch.Generator(device="cpu").manual_seed(int(settings["seed"]))
+    noise_generator = torch.Generator(device=device).manual_seed(int(settings["seed"]) + 1)
+    inputs, noise, labels, errors = _to_tensors(train, device)
+    beta, batch_size = float(settings["nll_beta"]), int(settings["batch_size"])
+    augmentation = float(settings["noise_augmentation"])
+
+    result = TrainingResult(network=network)
+    best_loss, best_state, waited = math.inf, copy.deepcopy(network.state_dict()), 0
+    started = time.perf_counter()
+    bar = tqdm(range(max_epochs), desc="training", unit="epoch",
+               disable=not settings["progress_bar"])
+    for epoch in bar:
+        network.train()
+        order = torch.randperm(len(train), generator=generator).to(device)
+        epoch_loss, n_batches = 0.0, 0
+        for start in range(0, len(train), batch_size):
+            rows = order[start:start + batch_size]
+            batch = inputs[rows]
+            if augmentation > 0:
+                scale = torch.rand((rows.numel(), 1), generator=noise_generator,
+                                   device=device) * augmentation
+                batch = batch + scale * noise[rows] * torch.randn(
+                    batch.shape, generator=noise_generator, device=device)
+            mean, log_variance = network(batch)
+            loss = label_nll(mean, log_variance, labels[rows], errors[rows], beta)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            epoch_loss += float(loss.detach())
+            n_batches += 1
+        scheduler.step()
+        train_loss = epoch_loss / max(n_batches, 1)
+        validation_loss = evaluate_loss(network, validation, device, beta)
+        result.train_loss.append(train_loss)
+        result.validation_loss.append(validation_loss)
+        bar.set_postfix(train=f"{train_loss:.4f}", validation=f"{validation_loss:.4f}")
+        if validation_loss < best_loss - settings["min_delta"]:
+            best_loss, waited, result.best_epoch = validation_loss, 0, epoch
+            best_state = copy.deepcopy(network.state_dict())
+        else:
+            waited += 1
+            if waited >= int(settings["patience"]):
+                break
+    bar.close()
+    network.load_state_dict(best_state)
+    result.network = network.cpu().eval()
+    result.seconds = time.perf_counter() - started
+    result.epochs_run = len(result.train_loss)
+    return result
