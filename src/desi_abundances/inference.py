@@ -747,14 +747,17 @@ def _run_on_dask(
             n_workers=settings.n_workers,
             threads_per_worker=settings.threads_per_worker,
             processes=settings.processes,
-            dashboard_address=None,
+            dashboard_address=":0",  # any free port: 8787 may be taken on a shared node
         )
         client = Client(cluster)
     else:
         client = Client(settings.scheduler)
     try:
         n_threads = max(sum(client.nthreads().values()), 1)
-        logger.info("Dask: %s, %d worker threads", client.scheduler.address if client.scheduler else settings.scheduler, n_threads)
+        logger.info(
+            "Dask scheduler %s: %d workers, %d threads; dashboard %s",
+            client.scheduler.address, len(client.nthreads()), n_threads, client.dashboard_link,
+        )
         predictor_future = client.scatter(predictor, broadcast=True, hash=False)
         velocities_future = client.scatter(velocities, broadcast=True, hash=False)
         window = n_threads * max(settings.max_in_flight_per_thread, 1)

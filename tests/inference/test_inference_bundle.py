@@ -96,7 +96,7 @@ def project(tmp_path_factory):
     return root
 
 
-def catalog_for(root, bundle_path=None) -> DataCatalog:
+def catalog_for(root, bundle_path=None, **params) -> DataCatalog:
     """The entries of conf/base/catalog_inference.yml with paths under ``root``."""
     import yaml
 
@@ -117,6 +117,7 @@ def catalog_for(root, bundle_path=None) -> DataCatalog:
         "per_coadd_dir": str(root / "out" / "per_coadd"),
         "vac_filepath": str(root / "out" / "vac.fits"),
         "progress": False,
+        **params,
     }
     return catalog
 
@@ -182,3 +183,30 @@ def test_a_bundle_predicts_the_same_after_pickling(project):
     assert clone._network is None
     got = finish_partition(prepare_partition(coadd, partition_id(10010), clone, velocities, settings), clone, settings)
     pd.testing.assert_frame_equal(got, expected, check_exact=True)
+
+
+@pytest.mark.slow
+def test_dask_process_workers_give_identical_outputs(project, tmp_path):
+    """A LocalCluster of 2 worker processes (the bundle scattered to them, the network rebuilt
+    there, one torch thread each) writes exactly what the synchronous run writes."""
+    outputs = {}
+    for name, extra in {
+        "synchronous": {},
+        "dask": {"scheduler": "local", "n_workers": 2, "threads_per_worker": 1, "processes": True},
+    }.items():
+        catalog = catalog_for(
+            project,
+            per_coadd_dir=str(tmp_path / name / "per_coadd"),
+            vac_filepath=str(tmp_path / name / "vac.fits"),
+            **extra,
+        )
+        SequentialRunner().run(create_pipeline(), catalog)
+        outputs[name] = {
+            path.relative_to(tmp_path / name): pd.read_parquet(path)
+            for path in sorted((tmp_path / name).rglob("*.parquet"))
+        }
+    assert list(outputs["dask"]) == list(outputs["synchronous"]) and len(outputs["dask"]) == 2
+    for path, table in outputs["synchronous"].items():
+        pd.testing.assert_frame_equal(outputs["dask"][path], table, check_exact=True)
+    with fits.open(tmp_path / "dask" / "vac.fits") as a, fits.open(tmp_path / "synchronous" / "vac.fits") as b:
+        assert a[1].data.tobytes() == b[1].data.tobytes()
