@@ -2,12 +2,12 @@
 per-pixel standardisation. numpy/pandas only."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
 
-from desi_abundances.spectra import Spectra
+from desi_abundances.spectra import CoaddSpectra, Spectra, preprocess
 
 APOGEE_MISSING = -9000.0
 """APOGEE writes -9999 for missing values: anything at or below this is missing."""
@@ -115,3 +115,66 @@ def _sorted_quantile(ordered: np.ndarray, n_good: np.ndarray, quantile: float) -
     with np.errstate(invalid="ignore"):
         result = below + (position - low) * (above - below)
     return np.where(n_good > 0, result, np.nan)
+
+
+def assemble_training_set(coadd: CoaddSpectra, metadata: pd.DataFrame, labels: pd.DataFrame,
+                          label_names: Sequence[str], preprocessing: dict[str, Any],
+                          min_snr: float = 0.0,
+                          min_good_pixel_fraction: float = 0.5) -> tuple[Spectra, dict]:
+    """Preprocess the spectra of labelled stars and attach their labels.
+
+    Keeps a stacked spectrum when its TARGETID has at least one valid label in ``labels``
+    (a :func:`label_table`), its ``snr`` >= ``min_snr`` and its ``vrad_kms`` is usable; of
+    several spectra of one TARGETID the highest-S/N one is kept. After preprocessing, spectra
+    with fewer than ``min_good_pixel_fraction`` good pixels are dropped.
+
+    Args:
+        coadd: ``stacked_spectra``.
+        metadata: ``spectra_metadata``, row-matched to ``coadd`` (TARGETID, vrad_kms, snr).
+
+    Returns:
+        (training spectra with meta TARGETID, snr, vrad_kms, rest_frame_ok,
+        good_pixel_fraction, ``<label>``, ``<label>_err``; counts of what was kept/dropped).
+
+    Raises:
+        ValueError: when metadata is not row-matched to the coadd.
+        KeyError: when metadata lacks TARGETID, vrad_kms or snr.
+    """
+    missing = [c for c in ("TARGETID", "vrad_kms", "snr") if c not in metadata.columns]
+    if missing:
+        raise KeyError(f"spectra_metadata lacks column(s) {missing}")
+    if len(metadata) != coadd.n_spectra or not np.array_equal(
+            metadata["TARGETID"].to_numpy(), coadd.fibermap["TARGETID"].to_numpy()):
+        raise ValueError(
+            f"spectra_metadata ({len(metadata)} rows) is not row-matched to stacked_spectra "
+            f"({coadd.n_spectra} spectra): TARGETIDs differ")
+    label_values = labels[list(label_names)].to_numpy(np.float64)
+    labelled_ids = labels["TARGETID"].to_numpy()[np.isfinite(label_values).any(axis=1)]
+    snr = metadata["snr"].to_numpy(np.float64)
+    vrad = metadata["vrad_kms"].to_numpy(np.float64)
+    has_label = np.isin(metadata["TARGETID"].to_numpy(), labelled_ids)
+    bright = snr >= min_snr
+    has_velocity = np.isfinite(vrad)
+    candidate = np.flatnonzero(has_label & bright & has_velocity)
+    # highest S/N first, then keep the first row of each TARGETID
+    order = candidate[np.argsort(-snr[candidate], kind="stable")]
+    _, first = np.unique(metadata["TARGETID"].to_numpy()[order], return_index=True)
+    rows = np.sort(order[first])
+    processed = preprocess(coadd.select(rows), vrad[rows], preprocessing)
+    enough = processed.meta["good_pixel_fraction"].to_numpy() >= min_good_pixel_fraction
+    enough &= processed.meta["rest_frame_ok"].to_numpy(bool)
+    processed = processed.select(np.flatnonzero(enough))
+    meta = processed.meta.copy()
+    meta.insert(1, "snr", snr[rows][enough].astype(np.float32))
+    columns = ["TARGETID"] + [c for n in label_names for c in (n, f"{n}_err")]
+    meta = meta.merge(labels[columns], on="TARGETID", how="left", validate="one_to_one")
+    meta.attrs = dict(processed.meta.attrs)
+    counts = {
+        "stacked_spectra": int(coadd.n_spectra),
+        "with_label": int(has_label.sum()),
+        "with_label_snr_velocity": int(candidate.size),
+        "unique_targets": int(rows.size),
+        "kept": int(enough.sum()),
+    }
+    return Spectra(wavelength=processed.wavelength, flux=processed.flux, ivar=processed.ivar,
+                   mask=processed.mask, meta=meta), counts
