@@ -9,7 +9,7 @@ from desi_abundances.synthesis import library as lib
 
 def test_grid_covers_desi_and_is_log_uniform():
     w = lib.library_wavelength()
-    assert w[0] == 3600.0 and 9823.0 < w[-1] <= 9824.0
+    assert w[0] == 3550.0 and 9899.0 < w[-1] <= 9900.0
     steps = np.diff(np.log(w))
     assert np.allclose(steps, 1 / (2 * lib.LIBRARY_RESOLVING_POWER))
     cw = lib.continuum_wavelength(w)

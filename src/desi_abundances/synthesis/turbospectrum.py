@@ -23,8 +23,8 @@ class SynthesisError(RuntimeError):
 class SynthesisSettings:
     """Wavelength range (air Angstrom) and step of the raw synthesis."""
 
-    lambda_min: float = 3590.0
-    lambda_max: float = 9834.0
+    lambda_min: float = 3535.0
+    lambda_max: float = 9915.0
     lambda_step: float = 0.05
 
 
