@@ -124,9 +124,13 @@ class InferenceSettings:
             )
         flags = FlagSettings(**(params.pop("flags", None) or {}))
         for key in ("partitions", "healpix"):
-            if params.get(key) is not None:
-                value = params[key]
-                params[key] = tuple([value] if isinstance(value, (str, int)) else value)
+            # a list, one value, or (from `kedro run --params`, which splits on commas) a
+            # string of values separated by spaces or semicolons
+            value = params.get(key)
+            if isinstance(value, str):
+                value = [v for v in re.split(r"[\s;]+", value) if v]
+            if value is not None:
+                params[key] = tuple([value] if isinstance(value, int) else value)
         if params.get("healpix") is not None:
             params["healpix"] = tuple(int(h) for h in params["healpix"])
         settings = cls(flags=flags, **params)

@@ -42,6 +42,8 @@ def test_settings_refuse_unknown_keys_and_bad_values():
         InferenceSettings.from_params({"on_error": "ignore"})
     settings = InferenceSettings.from_params({"healpix": 123, "flags": {"min_snr": 5}})
     assert settings.healpix == (123,) and settings.flags.min_snr == 5
+    from_cli = InferenceSettings.from_params({"healpix": "10010 10011;12", "partitions": "main/*"})
+    assert from_cli.healpix == (10010, 10011, 12) and from_cli.partitions == ("main/*",)
 
 
 def test_radial_velocities_only_when_usable():
