@@ -194,6 +194,39 @@ def complete_label_rows(labels: np.ndarray) -> np.ndarray:
     return np.all(np.isfinite(labels), axis=1)
 
 
+def cannon_training_labels(
+    train_labels: np.ndarray, label_names: Sequence[str], settings: Mapping[str, Any]
+) -> tuple[list[str], np.ndarray, list[str]]:
+    """Labels The Cannon will model, given the missing values among the training stars.
+
+    The Cannon needs every modelled label of a training star. With ``missing_labels:
+    drop_sparse`` (default) the label with the most missing values is dropped, one at a time,
+    until ``min_training_stars`` stars have all the remaining ones; with ``complete`` nothing
+    is dropped (and :func:`fit_cannon_peer` fails if too few stars remain).
+
+    Returns:
+        (kept label names, their (n_stars, K_kept) columns, dropped label names).
+    """
+    policy = settings.get("missing_labels", "drop_sparse")
+    if policy not in ("drop_sparse", "complete"):
+        raise ValueError(
+            f"evaluation.cannon.missing_labels must be drop_sparse or complete, got {policy!r}"
+        )
+    kept = list(label_names)
+    values = np.asarray(train_labels, np.float64)
+    dropped: list[str] = []
+    minimum = int(settings.get("min_training_stars", 0) or 0)
+    while (
+        policy == "drop_sparse"
+        and len(kept) > 1
+        and complete_label_rows(values).sum() < minimum
+    ):
+        worst = int(np.argmax((~np.isfinite(values)).sum(axis=0)))
+        dropped.append(kept.pop(worst))
+        values = np.delete(values, worst, axis=1)
+    return kept, values, dropped
+
+
 def fit_cannon_peer(
     train_flux: np.ndarray,
     train_ivar: np.ndarray,

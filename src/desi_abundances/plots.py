@@ -291,14 +291,17 @@ def method_comparison(
     )
     methods = list(metrics_by_method)
     width = 0.8 / max(len(methods), 1)
+
+    def spread(method: str, label: str) -> float:
+        value = metrics_by_method[method].get(label, {}).get("robust_std")
+        return math.nan if value is None else float(value)
+
     for i, method in enumerate(methods):
-        values = [metrics_by_method[method].get(label, {}).get("robust_std", np.nan)
-                  for label in others]
+        values = [spread(method, label) for label in others]
         ax.bar(np.arange(len(others)) + i * width, values, width,
                color=METHOD_COLOURS.get(method), label=METHOD_LABELS.get(method, method))
         if "teff" in labels:
-            ax_teff.bar(i, metrics_by_method[method].get("teff", {}).get("robust_std", np.nan),
-                        color=METHOD_COLOURS.get(method))
+            ax_teff.bar(i, spread(method, "teff"), color=METHOD_COLOURS.get(method))
     ax.set_xticks(np.arange(len(others)) + 0.4 - width / 2)
     ax.set_xticklabels(others, rotation=90)
     ax.set_ylabel("robust std of residuals [dex]")

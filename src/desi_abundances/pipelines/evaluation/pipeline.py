@@ -1,0 +1,92 @@
+"""Wiring of the evaluation pipeline (``params:evaluation``)."""
+from __future__ import annotations
+
+from kedro.pipeline import Pipeline, node
+
+from desi_abundances.pipelines.evaluation import nodes
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    """training_spectra + data_split + model_bundle -> test_predictions, metrics.json,
+    metrics_summary.md, MLflow metrics and figures."""
+    return Pipeline(
+        [
+            node(
+                nodes.evaluation_is_mock,
+                inputs=["training_spectra", "model_bundle"],
+                outputs="evaluation_is_mock",
+                name="evaluation_is_mock",
+            ),
+            node(
+                nodes.predict_network,
+                inputs=["model_bundle", "training_spectra", "data_split", "params:labels",
+                        "params:evaluation"],
+                outputs=["network_test_predictions", "network_test_seconds"],
+                name="predict_network_on_test",
+            ),
+            node(
+                nodes.predict_ridge,
+                inputs=["training_spectra", "data_split", "params:labels", "params:evaluation"],
+                outputs=["ridge_test_predictions", "ridge_info"],
+                name="fit_and_predict_ridge",
+            ),
+            node(
+                nodes.predict_cannon,
+                inputs=["training_spectra", "data_split", "params:labels", "params:evaluation"],
+                outputs=["cannon_test_predictions", "cannon_info"],
+                name="fit_and_predict_cannon",
+            ),
+            node(
+                nodes.assemble_test_predictions,
+                inputs=["training_spectra", "data_split", "network_test_predictions",
+                        "ridge_test_predictions", "cannon_test_predictions", "params:labels"],
+                outputs="test_predictions",
+                name="assemble_test_predictions",
+            ),
+            node(
+                nodes.compute_metrics,
+                inputs=["test_predictions", "params:labels", "params:evaluation",
+                        "evaluation_is_mock", "network_test_seconds", "ridge_info",
+                        "cannon_info"],
+                outputs=["metrics", "evaluation_mlflow_metrics", "metrics_summary"],
+                name="compute_metrics",
+            ),
+            node(
+                nodes.plot_one_to_one,
+                inputs=["test_predictions", "params:labels", "evaluation_is_mock"],
+                outputs="evaluation_one_to_one_figure",
+                name="plot_one_to_one",
+            ),
+            node(
+                nodes.plot_residuals_vs_snr,
+                inputs=["test_predictions", "params:labels", "params:evaluation",
+                        "evaluation_is_mock"],
+                outputs="evaluation_residuals_vs_snr_figure",
+                name="plot_residuals_vs_snr",
+            ),
+            node(
+                nodes.plot_kiel,
+                inputs=["test_predictions", "evaluation_is_mock"],
+                outputs="evaluation_kiel_diagram_figure",
+                name="plot_kiel_diagram",
+            ),
+            node(
+                nodes.plot_mg_fe_vs_fe_h,
+                inputs=["test_predictions", "evaluation_is_mock"],
+                outputs="evaluation_mg_fe_vs_fe_h_figure",
+                name="plot_mg_fe_vs_fe_h",
+            ),
+            node(
+                nodes.plot_calibration,
+                inputs=["test_predictions", "params:labels", "evaluation_is_mock"],
+                outputs="evaluation_uncertainty_calibration_figure",
+                name="plot_uncertainty_calibration",
+            ),
+            node(
+                nodes.plot_method_comparison,
+                inputs=["metrics", "params:labels", "evaluation_is_mock"],
+                outputs="evaluation_method_comparison_figure",
+                name="plot_method_comparison",
+            ),
+        ]
+    )
