@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from desi_abundances.constants import ARMS, SPEED_OF_LIGHT_KMS, arm_wavelength
 from desi_abundances.spectra import ArmSpectra, CoaddSpectra
@@ -48,6 +47,3 @@ def make_coadd(n_spectra: int = 8, snr: float = 200.0, wiggle_amplitude: float =
     return CoaddSpectra(arms=arms, fibermap=fibermap, header={"MOCK": True})
 
 
-@pytest.fixture
-def coadd_factory():
-    return make_coadd

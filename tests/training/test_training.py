@@ -1,0 +1,74 @@
+"""Training: the loss goes down, seeds make runs identical, the node's outputs."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from desi_abundances.nn.data import fit_pixel_standardisation, split_targets
+from desi_abundances.nn.model import fit_label_model, split_rows
+from desi_abundances.nn.predict import predict_labels
+from desi_abundances.pipelines.training.nodes import train_label_model
+
+from synthetic_labels import LABELS, make_labelled_spectra
+
+SETTINGS = {
+    "architecture": {"hidden_sizes": [32, 32], "dropout": 0.0},
+    "optimisation": {"max_epochs": 80, "batch_size": 64, "patience": 80, "progress_bar": False,
+                     "learning_rate": 3e-3, "warmup_epochs": 2,
+                     "num_threads": 1, "seed": 5},
+    "ood_percentile": 99.5,
+}
+
+
+@pytest.fixture(scope="module")
+def data():
+    spectra = make_labelled_spectra(300, 60, seed=1)
+    split = split_targets(spectra.meta["TARGETID"].to_numpy(),
+                          {"train": 0.7, "validation": 0.15, "test": 0.15}, seed=2)
+    standardisation = fit_pixel_standardisation(spectra.select(split_rows(spectra, split,
+                                                                          "train")))
+    return spectra, split, standardisation
+
+
+def test_training_lowers_loss_and_learns(data):
+    spectra, split, standardisation = data
+    bundle, result, metrics = fit_label_model(spectra, split, standardisation, LABELS, SETTINGS)
+    assert result.train_loss[-1] < result.train_loss[0] - 0.5
+    assert min(result.validation_loss) < result.validation_loss[0] - 0.5
+    assert set(metrics) >= {f"{n}_residual_std" for n in LABELS}
+    # far better than predicting the mean (label spreads: 577 K, 0.38 dex)
+    assert metrics["teff_residual_std"] < 250 and metrics["fe_h_residual_std"] < 0.15
+    assert bundle.label_n_train.tolist() == [
+        int(np.isfinite(spectra.select(split_rows(spectra, split, "train")).meta[n]).sum())
+        for n in LABELS]
+    assert bundle.is_mock and bundle.ood_threshold > 0
+    assert np.all(bundle.label_min < bundle.label_max)
+    test = spectra.select(split_rows(spectra, split, "test"))
+    predictions = predict_labels(bundle, test)
+    assert np.isfinite(predictions[LABELS].to_numpy()).all()
+
+
+def test_same_seed_same_weights(data):
+    spectra, split, standardisation = data
+    short = {**SETTINGS, "optimisation": {**SETTINGS["optimisation"], "max_epochs": 3}}
+    first, _, metrics_first = fit_label_model(spectra, split, standardisation, LABELS, short)
+    second, _, metrics_second = fit_label_model(spectra, split, standardisation, LABELS, short)
+    for key in first.state_dict:
+        assert torch.equal(first.state_dict[key], second.state_dict[key])
+    assert metrics_first["fe_h_residual_std"] == metrics_second["fe_h_residual_std"]
+    other = {**short, "optimisation": {**short["optimisation"], "seed": 6}}
+    third, _, _ = fit_label_model(spectra, split, standardisation, LABELS, other)
+    assert not torch.equal(first.state_dict["head.weight"], third.state_dict["head.weight"])
+
+
+def test_node_outputs_for_mlflow_datasets(data):
+    spectra, split, standardisation = data
+    short = {**SETTINGS, "optimisation": {**SETTINGS["optimisation"], "max_epochs": 2}}
+    bundle, train_loss, validation_loss, metrics = train_label_model(
+        spectra, split, standardisation, LABELS, short)
+    assert len(train_loss) == len(validation_loss) == 2
+    assert all(isinstance(v, float) for v in train_loss + validation_loss)
+    assert metrics["fe_h_residual_std"]["step"] == 0
+    assert metrics["fe_h_residual_std"]["value"] > 0
+    assert bundle.label_names == LABELS
