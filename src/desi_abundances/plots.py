@@ -151,6 +151,21 @@ def residuals_vs_snr(
     return fig
 
 
+def _missing_columns_figure(table: pd.DataFrame, needed: Sequence[str], what: str,
+                           is_mock: bool) -> Figure | None:
+    """A figure saying which columns are missing, or None when all are present."""
+    missing = [column for column in needed if column not in table]
+    if not missing:
+        return None
+    fig = Figure(figsize=(6, 2))
+    ax = fig.subplots()
+    ax.axis("off")
+    ax.text(0.5, 0.5, f"{what} needs columns {missing}\n(labels not in params:labels)",
+            ha="center", va="center")
+    fig.suptitle(_title(what, is_mock))
+    return fig
+
+
 def _kiel_panel(ax, teff, logg, fe_h, title: str, colour_range) -> object:
     keep = _finite(teff, logg)
     colour = np.where(np.isfinite(fe_h), fe_h, np.nan)
@@ -166,6 +181,10 @@ def _kiel_panel(ax, teff, logg, fe_h, title: str, colour_range) -> object:
 
 def kiel_diagram(table: pd.DataFrame, method: str = "network", is_mock: bool = False) -> Figure:
     """log g vs Teff coloured by [Fe/H]: the method's labels beside APOGEE's (axes reversed)."""
+    needed = [f"{s}_{l}" for s in (method, REFERENCE) for l in ("teff", "logg", "fe_h")]
+    placeholder = _missing_columns_figure(table, needed, "Kiel diagram", is_mock)
+    if placeholder is not None:
+        return placeholder
     fig = Figure(figsize=(10, 4.4))
     axes = fig.subplots(1, 2, sharex=True, sharey=True)
     fe_h_values = np.concatenate(
@@ -197,6 +216,10 @@ def kiel_diagram(table: pd.DataFrame, method: str = "network", is_mock: bool = F
 
 def mg_fe_vs_fe_h(table: pd.DataFrame, method: str = "network", is_mock: bool = False) -> Figure:
     """[Mg/Fe] vs [Fe/H] (the alpha sequences): the method beside APOGEE."""
+    needed = [f"{s}_{l}" for s in (method, REFERENCE) for l in ("fe_h", "mg_fe")]
+    placeholder = _missing_columns_figure(table, needed, "[Mg/Fe] vs [Fe/H]", is_mock)
+    if placeholder is not None:
+        return placeholder
     fig = Figure(figsize=(10, 4.2))
     axes = fig.subplots(1, 2, sharex=True, sharey=True)
     for ax, source, title in (

@@ -132,3 +132,16 @@ def test_cannon_drops_the_sparsest_label_when_too_few_complete_stars():
     frame, info = nodes.predict_cannon(spectra, split, LABELS, settings)
     assert info["labels_dropped_for_missing_values"] == ["mg_fe"]
     assert frame["mg_fe"].isna().all() and frame["fe_h"].notna().all()
+
+
+def test_common_stars_scores_every_method_on_the_same_stars():
+    table = pd.DataFrame({
+        "TARGETID": [1, 2, 3],
+        "network_fe_h": [0.1, np.nan, 0.3], "network_fe_h_err": [0.1, 0.1, 0.1],
+        "ridge_fe_h": [0.1, 0.2, 0.3], "ridge_fe_h_err": [0.1, 0.1, 0.1],
+        "cannon_fe_h": [np.nan, np.nan, np.nan], "cannon_fe_h_err": [np.nan] * 3,
+    })
+    shared = nodes.common_stars(table, ["fe_h"])
+    assert shared["ridge_fe_h"].isna().tolist() == [False, True, False]
+    assert shared["ridge_fe_h_err"].isna().tolist() == [False, True, False]
+    assert table["ridge_fe_h"].notna().all()  # input untouched

@@ -74,3 +74,10 @@ def test_a_label_without_references_still_draws(table, tmp_path):
     _write(plots.one_to_one(table, LABELS), tmp_path / "empty.png")
     _write(plots.residuals_vs_snr(table, LABELS), tmp_path / "empty_snr.png")
     _write(plots.uncertainty_calibration(table, LABELS), tmp_path / "empty_cal.png")
+
+
+def test_missing_labels_give_an_explanatory_figure(table, tmp_path):
+    reduced = table.drop(columns=[c for c in table if c.endswith("mg_fe") or "mg_fe_" in c])
+    figure = plots.mg_fe_vs_fe_h(reduced)
+    _write(figure, tmp_path / "placeholder.png")
+    assert "needs columns" in figure.axes[0].texts[0].get_text()

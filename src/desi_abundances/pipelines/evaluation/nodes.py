@@ -234,6 +234,25 @@ def assemble_test_predictions(
     return table
 
 
+def common_stars(table: pd.DataFrame, labels: list[str]) -> pd.DataFrame:
+    """Copy of ``table`` where, per label, a prediction is NaN unless every method that
+    predicts the label at all has a finite value for that star: all methods are then scored
+    on the same stars (a method that does not model a label, e.g. a label the Cannon drops,
+    is ignored for it)."""
+    table = table.copy()
+    for label in labels:
+        columns = [f"{m}_{label}" for m in METHODS if f"{m}_{label}" in table]
+        active = [c for c in columns if table[c].notna().any()]
+        if not active:
+            continue
+        shared = np.all(np.isfinite(table[active].to_numpy(np.float64)), axis=1)
+        for column in active:
+            table.loc[~shared, column] = np.nan
+            if f"{column}_err" in table:
+                table.loc[~shared, f"{column}_err"] = np.nan
+    return table
+
+
 def _method_frames(table: pd.DataFrame, labels: list[str]) -> dict[str, pd.DataFrame]:
     frames = {}
     for method in (REFERENCE,) + METHODS:
@@ -266,7 +285,7 @@ def compute_metrics(
         dict, and the Markdown text.
     """
     outliers = settings.get("outliers", {})
-    frames = _method_frames(test_predictions, labels)
+    frames = _method_frames(common_stars(test_predictions, labels), labels)
     per_method = {
         method: metrics.evaluate_predictions(
             frames[method], frames[REFERENCE], labels,
@@ -285,7 +304,8 @@ def compute_metrics(
         "outliers": outliers,
         "best_criterion": criterion,
         "best_method": best,
-        "layout": "method -> label -> metrics (residual = method - APOGEE, test split)",
+        "layout": "method -> label -> metrics (residual = method - APOGEE, test split; per "
+                  "label only stars every method predicts)",
         "network": {"seconds": network_seconds},
         "ridge": ridge_info,
         "cannon": cannon_info,
