@@ -31,7 +31,8 @@ from desi_abundances.spectra import ArmSpectra, CoaddSpectra
 IVAR_UNIT = "10**+34 (s2 cm4 Angstrom2) / erg2"
 """BUNIT of IVAR images in real DESI coadds."""
 
-MOCK_COMMENT = "MOCK data: simulated by desi_abundances.mock, not DESI"
+MOCK_COMMENT = "mock data (desi_abundances.mock), not DESI"
+"""Comment of the MOCK header keyword (fits in one 80-character card)."""
 
 FIBERMAP_UNITS: dict[str, str] = {
     "TARGET_RA": "deg", "TARGET_DEC": "deg", "PMRA": "mas yr-1", "PMDEC": "mas yr-1",
