@@ -1,0 +1,474 @@
+"""Inference throughput: how close does the pipeline come to reading + the network alone?
+
+Usage (from the project root, venv active):
+
+    python benchmarks/inference_throughput.py                 # 100,000 spectra
+    python benchmarks/inference_throughput.py --profile       # + a per-stage breakdown
+
+What it does, in one run:
+
+1. The mock survey: built once with the mock survey's own code (``desi_abundances.mock.survey``:
+   simulate_stars -> plan_observations -> coadd_factories -> mws_catalogue; no APOGEE-only
+   stars, which it does not need) into ``benchmarks/.cache/mock_<n>/`` (gitignored), in DESI's
+   healpix tree with ~``--spectra-per-coadd`` spectra per file (DESI's main-survey healpix
+   coadds hold hundreds to a few thousand). Reused when complete (``survey.json`` marker).
+2. The model bundle: ``data/06_models/model_bundle.safetensors`` when present and accepted by
+   inference; otherwise a randomly initialised network of the default architecture
+   (``nn.network.DEFAULT_ARCHITECTURE``) on the brz grid with the project's labels. Speed
+   does not depend on the weights; the output says which was used.
+3. The ceiling, two rates measured separately:
+   - r_read: reading FLUX, IVAR and MASK of every arm of every file (the project's fast
+     FITS image reader, nothing else: no FIBERMAP, no conversion);
+   - r_forward: the network's forward pass alone (``torch.inference_mode``, batches of 4096,
+     as ``nn.predict.predict_labels`` runs it) on inputs already in memory.
+   ceiling = 1 / (1 / r_read + 1 / r_forward): the two run back to back. (The pipeline does
+   read the next coadd in a thread while the network runs, but on two cores the forward pass
+   already uses both, so back to back is the achievable bound; ``min(r_read, r_forward)`` is
+   printed as well.)
+4. End to end: FITS coadds to the FITS catalogue through the Kedro node functions
+   (``pipelines.inference.nodes.predict_coadds`` then ``build_vac``) with the catalog's load
+   arguments and ``conf/base/parameters_inference.yml``, into a fresh output folder: reading,
+   target selection, MWS radial velocities, S/N, ``spectra.preprocess``, the network, input
+   distance, flags, one Parquet file per coadd (atomic) and the merged FITS VAC.
+   end_to_end_spectra_per_s = spectra predicted / wall time of both nodes.
+5. Peak memory: resident set size of this process plus all its children (psutil, sampled
+   every 20 ms) during the end-to-end run.
+
+Ends with one JSON line: ``{"end_to_end_spectra_per_s", "ceiling_spectra_per_s", "ratio",
+"peak_rss_mb", "n_spectra", ...}``. Other processes may load the CPU: the load average
+(``os.getloadavg``) is printed before and after.
+"""
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import os
+import pstats
+import shutil
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psutil
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CACHE = ROOT / "benchmarks" / ".cache"
+RVTAB_COLUMNS = ["TARGETID", "SURVEY", "PROGRAM", "VRAD", "RVS_WARN", "SUCCESS"]
+
+
+# --------------------------------------------------------------------------------------
+# memory
+# --------------------------------------------------------------------------------------
+class PeakRss:
+    """Samples the RSS of this process and its children every ``interval`` s in a thread."""
+
+    def __init__(self, interval: float = 0.02):
+        self.interval = interval
+        self.peak = 0
+        self._stop = threading.Event()
+        self._process = psutil.Process()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def sample(self) -> int:
+        total = self._process.memory_info().rss
+        for child in self._process.children(recursive=True):
+            try:
+                total += child.memory_info().rss
+            except psutil.Error:
+                pass
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.sample())
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> PeakRss:
+        self.peak = self.sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self.sample())
+
+
+def load_average() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.2f} {five:.2f} {fifteen:.2f} (1/5/15 min) on {os.cpu_count()} cores"
+
+
+# --------------------------------------------------------------------------------------
+# the mock survey (cached)
+# --------------------------------------------------------------------------------------
+def healpix_centres(n_pixels: int) -> list[list[float]]:
+    """``n_pixels`` sky positions far apart (distinct nside-64 pixels), away from the poles."""
+    decs = [-5.0, 10.0, 25.0, 40.0, 55.0]
+    return [[(7.0 + 360.0 * i / n_pixels) % 360.0, decs[i % len(decs)]] for i in range(n_pixels)]
+
+
+def mock_config(n_spectra: int, spectra_per_coadd: int, seed: int) -> dict[str, Any]:
+    """The mock survey configuration: the project's (``parameters_mock_survey.yml`` when it
+    exists), resized to ``n_spectra`` target spectra in files of ~``spectra_per_coadd``."""
+    config: dict[str, Any] = {}
+    params_file = ROOT / "conf" / "base" / "parameters_mock_survey.yml"
+    if params_file.exists():
+        params = yaml.safe_load(params_file.read_text()) or {}
+        config = dict(params.get("mock_survey") or {})
+        config = dict(config.get("survey", config))
+    repeat = float(config.get("repeat_fraction", 0.06))
+    n_programmes = len(config.get("programs") or {"backup": 0, "bright": 0})
+    n_stars = int(np.ceil(n_spectra / (1.0 + repeat) * 1.01))
+    n_files = max(1, round(n_spectra / spectra_per_coadd))
+    config.update(
+        seed=seed,
+        n_stars=n_stars,
+        n_apogee_only=0,
+        healpix_centres=healpix_centres(max(1, round(n_files / n_programmes))),
+        write_resolution=False,
+    )
+    return config
+
+
+def ensure_mock_survey(cache: Path, n_spectra: int, spectra_per_coadd: int, seed: int) -> Path:
+    """The cached mock survey folder; built (resumably, one file at a time) when incomplete."""
+    from desi_abundances.io.desi_coadd import DesiCoaddDataset
+    from desi_abundances.io.fits_table import FitsTableDataset
+    from desi_abundances.mock import survey
+
+    folder = cache / f"mock_{n_spectra}_s{seed}"
+    marker = folder / "survey.json"
+    if marker.exists():
+        return folder
+    config = mock_config(n_spectra, spectra_per_coadd, seed)
+    print(f"building the mock survey in {folder} (once) ...", flush=True)
+    start = time.perf_counter()
+    stars = survey.simulate_stars(config)
+    observations = survey.plan_observations(stars, config)
+    factories = survey.coadd_factories(stars, observations, config)
+    healpix = folder / "healpix"
+    for number, (pid, make) in enumerate(sorted(factories.items()), start=1):
+        path = healpix / f"{pid}.fits"
+        if not path.exists():  # written atomically: an existing file is complete
+            DesiCoaddDataset(str(path)).save(make())
+        print(f"  coadd {number}/{len(factories)} {pid} ({time.perf_counter() - start:.0f} s)", flush=True)
+    loaders = {pid: DesiCoaddDataset(str(healpix / f"{pid}.fits"), load_args={
+        "read_exp_fibermap": False, "read_scores": False}).load for pid in factories}
+    snr = survey.spectrum_snr(loaders)
+    mws = survey.mws_catalogue(observations, stars, snr, config)
+    FitsTableDataset(str(folder / "mwsall-pix-mock.fits"), hdu=list(mws),
+                     save_args={"header": {"MOCK": True}}).save(mws)
+    summary = {
+        "n_files": len(factories),
+        "n_spectra_in_files": int(len(observations)),
+        "n_target_spectra": int((observations["OBJTYPE"] == "TGT").sum()),
+        "seconds": round(time.perf_counter() - start, 1),
+        "config": {k: v for k, v in config.items() if k != "healpix_centres"},
+    }
+    marker.write_text(json.dumps(summary, indent=1, default=str))
+    print(f"mock survey built in {summary['seconds']} s", flush=True)
+    return folder
+
+
+# --------------------------------------------------------------------------------------
+# the model bundle
+# --------------------------------------------------------------------------------------
+def project_labels() -> list[str]:
+    return list(yaml.safe_load((ROOT / "conf" / "base" / "parameters.yml").read_text())["labels"])
+
+
+def random_bundle(labels: list[str], seed: int) -> Any:
+    """A randomly initialised network of the default architecture on the brz grid."""
+    import torch
+
+    from desi_abundances.constants import brz_wavelength, label_unit
+    from desi_abundances.nn.bundle import ModelBundle, current_versions
+    from desi_abundances.nn.network import architecture_for, build_network
+
+    torch.manual_seed(seed)
+    wavelength = brz_wavelength()
+    architecture = architecture_for(wavelength.size, len(labels), {})
+    n = len(labels)
+    teff = np.array([label_unit(label) == "K" for label in labels])
+    return ModelBundle(
+        state_dict=build_network(architecture).state_dict(),
+        architecture=architecture,
+        label_names=labels,
+        wavelength=wavelength,
+        pixel_median=np.full(wavelength.size, 0.9),
+        pixel_iqr=np.full(wavelength.size, 0.1),
+        label_offset=np.where(teff, 5000.0, 0.0),
+        label_scale=np.where(teff, 700.0, 0.2),
+        label_min=np.where(teff, 3500.0, -2.5),
+        label_max=np.where(teff, 7500.0, 1.0),
+        preprocessing={},
+        ood_threshold=10.0,
+        versions=current_versions(),
+        is_mock=True,
+        label_n_train=np.ones(n, np.int64),
+    )
+
+
+def choose_bundle(option: str, seed: int) -> tuple[Any, str]:
+    from desi_abundances.inference import BundleMismatchError, BundlePredictor
+    from desi_abundances.io.model_bundle import load_bundle
+
+    path = ROOT / "data" / "06_models" / "model_bundle.safetensors" if option == "auto" else Path(option)
+    if option != "random" and path.exists():
+        bundle = load_bundle(path)
+        try:
+            BundlePredictor(bundle)
+            return bundle, f"trained bundle {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}"
+        except BundleMismatchError as exc:
+            print(f"{path} not usable ({exc}); using a random network", flush=True)
+    return random_bundle(project_labels(), seed), "randomly initialised network, default architecture"
+
+
+# --------------------------------------------------------------------------------------
+# the ceiling
+# --------------------------------------------------------------------------------------
+def coadd_files(survey: Path) -> list[Path]:
+    return sorted((survey / "healpix").rglob("*.fits"))
+
+
+def measure_read(files: list[Path]) -> tuple[float, int, float]:
+    """(spectra/s, spectra, seconds) reading FLUX/IVAR/MASK of every arm of every file."""
+    from desi_abundances.io.desi_coadd import read_image
+    from desi_abundances.io.fits_table import open_fits
+
+    n_spectra, start = 0, time.perf_counter()
+    for path in files:
+        hdul = open_fits(path, memmap=False)
+        try:
+            for arm in "BRZ":
+                for kind in ("FLUX", "IVAR", "MASK"):
+                    image = read_image(hdul, f"{arm}_{kind}", path)
+            n_spectra += image.shape[0]
+        finally:
+            hdul.close()
+        del image
+    seconds = time.perf_counter() - start
+    return n_spectra / seconds, n_spectra, seconds
+
+
+def forward_inputs(bundle: Any, files: list[Path], n_rows: int) -> np.ndarray:
+    """Standardised network inputs of real preprocessed spectra (the first files), tiled."""
+    from desi_abundances.io.desi_coadd import DesiCoaddDataset
+    from desi_abundances.nn.predict import standardise
+    from desi_abundances.spectra import preprocess
+
+    blocks, total = [], 0
+    for path in files:
+        coadd = DesiCoaddDataset(str(path), load_args={"read_exp_fibermap": False, "read_scores": False}).load()
+        spectra = preprocess(coadd, np.zeros(coadd.n_spectra), bundle.preprocessing)
+        blocks.append(standardise(spectra.flux, spectra.mask, np.asarray(bundle.pixel_median, np.float32),
+                                  np.asarray(bundle.pixel_iqr, np.float32)))
+        total += coadd.n_spectra
+        if total >= n_rows:
+            break
+    inputs = np.concatenate(blocks)
+    return np.resize(inputs, (n_rows, inputs.shape[1]))
+
+
+def measure_forward(bundle: Any, inputs: np.ndarray, n_spectra: int, batch_size: int = 4096) -> tuple[float, float]:
+    """(spectra/s, seconds) of the forward pass alone over ``n_spectra`` preloaded inputs."""
+    import torch
+
+    network = bundle.network()
+    tensor = torch.from_numpy(inputs)
+    with torch.inference_mode():
+        network(tensor[:batch_size])  # warm-up
+        done, start = 0, time.perf_counter()
+        while done < n_spectra:
+            for first in range(0, tensor.shape[0], batch_size):
+                network(tensor[first:first + batch_size])
+                done += min(batch_size, tensor.shape[0] - first)
+                if done >= n_spectra:
+                    break
+        seconds = time.perf_counter() - start
+    return done / seconds, seconds
+
+
+# --------------------------------------------------------------------------------------
+# end to end
+# --------------------------------------------------------------------------------------
+def inference_params(out: Path, overrides: dict[str, Any]) -> dict[str, Any]:
+    params = yaml.safe_load((ROOT / "conf" / "base" / "parameters_inference.yml").read_text())["inference"]
+    params.update(per_coadd_dir=str(out / "per_coadd"), vac_filepath=str(out / "desi_abundances_vac.fits"))
+    params.update(overrides)
+    return params
+
+
+def coadd_loaders(survey: Path) -> dict:
+    """The coadds as the catalog's ``inference_coadds`` entry loads them (same load_args)."""
+    from kedro_datasets.partitions import PartitionedDataset
+
+    entry = yaml.safe_load((ROOT / "conf" / "base" / "catalog_inference.yml").read_text())["inference_coadds"]
+    return PartitionedDataset(path=str(survey / "healpix"), dataset=entry["dataset"],
+                              filename_suffix=entry["filename_suffix"]).load()
+
+
+def run_end_to_end(survey: Path, bundle: Any, out: Path, overrides: dict[str, Any]) -> tuple[dict, dict, float]:
+    """Both inference nodes, timed: (inference report, VAC summary, seconds)."""
+    from desi_abundances.io.fits_table import FitsTableDataset
+    from desi_abundances.pipelines.inference.nodes import build_vac, predict_coadds
+
+    shutil.rmtree(out, ignore_errors=True)
+    params = inference_params(out, overrides)
+    start = time.perf_counter()
+    velocities = FitsTableDataset(str(survey / "mwsall-pix-mock.fits"), hdu="RVTAB", columns=RVTAB_COLUMNS).load()
+    report = predict_coadds(coadd_loaders(survey), velocities, bundle, list(bundle.label_names), params)
+    summary = build_vac(report, params)
+    return report, summary, time.perf_counter() - start
+
+
+# --------------------------------------------------------------------------------------
+# per-stage profile (for whoever optimises the slowest stage)
+# --------------------------------------------------------------------------------------
+def profile_stages(survey: Path, bundle: Any, n_files: int, out: Path) -> None:
+    """Time each stage on the first ``n_files`` coadds, one after the other, one thread."""
+    from desi_abundances import inference
+    from desi_abundances.io.fits_table import FitsTableDataset
+    from desi_abundances.nn.predict import predict_labels
+
+    velocities = inference.RadialVelocityLookup(inference.radial_velocity_table(
+        FitsTableDataset(str(survey / "mwsall-pix-mock.fits"), hdu="RVTAB", columns=RVTAB_COLUMNS).load()))
+    predictor = inference.BundlePredictor(bundle)
+    settings = inference.InferenceSettings.from_params(inference_params(out, {"progress": False}))
+    loaders = coadd_loaders(survey)
+    times = dict.fromkeys(["read", "select + S/N + velocities", "preprocess", "network + distance",
+                           "flags + Parquet write"], 0.0)
+    profiler = cProfile.Profile()
+    n_spectra = 0
+    for pid in sorted(loaders)[:n_files]:
+        t0 = time.perf_counter()
+        coadd = loaders[pid]()
+        t1 = time.perf_counter()
+        prepared = inference.prepare_partition(coadd, pid, _NoPrepare(predictor), velocities, settings)
+        t2 = time.perf_counter()
+        profiler.enable()
+        spectra = predictor.prepare(coadd.select(_rows(coadd, prepared)), prepared.table["vrad_kms"].to_numpy())
+        profiler.disable()
+        t3 = time.perf_counter()
+        predictions = predict_labels(bundle, spectra, network=predictor.network)
+        t4 = time.perf_counter()
+        prepared.inputs = spectra
+        inference.write_partition(prepared, _Fixed(predictor, predictions), settings, str(out / "profile"), "profile")
+        t5 = time.perf_counter()
+        for key, dt in zip(times, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)):
+            times[key] += dt
+        n_spectra += len(prepared.table)
+    total = sum(times.values())
+    print(f"\nper-stage profile, {n_files} coadds, {n_spectra} spectra, sequential:")
+    for key, seconds in times.items():
+        print(f"  {key:28s} {1e6 * seconds / n_spectra:8.1f} us/spectrum  "
+              f"{n_spectra / seconds:9.0f} spectra/s  {100 * seconds / total:5.1f} %")
+    print(f"  {'total':28s} {1e6 * total / n_spectra:8.1f} us/spectrum  {n_spectra / total:9.0f} spectra/s")
+    print("\nspectra.preprocess, top functions by own time:")
+    pstats.Stats(profiler, stream=sys.stdout).sort_stats("tottime").print_stats(8)
+
+
+class _NoPrepare:
+    """A predictor whose prepare does nothing (to time selection and S/N alone)."""
+
+    def __init__(self, predictor):
+        self._predictor = predictor
+
+    def __getattr__(self, name):
+        return getattr(self._predictor, name)
+
+    def prepare(self, coadd, vrad):
+        return None
+
+
+class _Fixed(_NoPrepare):
+    """A predictor returning precomputed predictions (to time flags and writing alone)."""
+
+    def __init__(self, predictor, predictions):
+        super().__init__(predictor)
+        self._predictions = predictions
+
+    def predict(self, prepared):
+        return self._predictions
+
+
+def _rows(coadd, prepared) -> np.ndarray:
+    targetid = coadd.fibermap["TARGETID"].to_numpy()
+    return np.flatnonzero(np.isin(targetid, prepared.table["TARGETID"].to_numpy()))
+
+
+# --------------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n-spectra", type=int, default=100_000, help="target spectra in the mock survey")
+    parser.add_argument("--spectra-per-coadd", type=int, default=1250)
+    parser.add_argument("--seed", type=int, default=20251124)
+    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
+    parser.add_argument("--bundle", default="auto", help="auto (data/06_models if usable), random, or a path")
+    parser.add_argument("--forward-spectra", type=int, default=40_960, help="spectra through the network for r_forward")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override params:inference for the end-to-end run (YAML values)")
+    parser.add_argument("--profile", action="store_true", help="per-stage timing on a few coadds")
+    parser.add_argument("--profile-files", type=int, default=6)
+    args = parser.parse_args(argv)
+    overrides = {"progress": True}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        overrides[key] = yaml.safe_load(value)
+
+    os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
+    import torch
+
+    print(f"load average before: {load_average()}", flush=True)
+    survey = ensure_mock_survey(args.cache, args.n_spectra, args.spectra_per_coadd, args.seed)
+    files = coadd_files(survey)
+    bundle, bundle_kind = choose_bundle(args.bundle, args.seed)
+    print(f"mock survey: {survey} ({len(files)} coadds); model: {bundle_kind}; torch threads "
+          f"{torch.get_num_threads()}", flush=True)
+
+    r_read, n_read, read_s = measure_read(files)
+    print(f"read FLUX/IVAR/MASK: {n_read} spectra in {read_s:.1f} s = {r_read:.0f} spectra/s", flush=True)
+    inputs = forward_inputs(bundle, files, 8192)
+    r_forward, forward_s = measure_forward(bundle, inputs, args.forward_spectra)
+    del inputs
+    print(f"network forward pass: {args.forward_spectra} spectra in {forward_s:.1f} s = {r_forward:.0f} spectra/s",
+          flush=True)
+    ceiling = 1.0 / (1.0 / r_read + 1.0 / r_forward)
+    print(f"ceiling (back to back) = {ceiling:.0f} spectra/s; if they overlapped perfectly: "
+          f"{min(r_read, r_forward):.0f} spectra/s", flush=True)
+
+    out = args.cache / "inference_output"
+    with PeakRss() as memory:
+        report, summary, seconds = run_end_to_end(survey, bundle, out, overrides)
+    n_spectra = int(report["n_spectra_predicted"])
+    end_to_end = n_spectra / seconds
+    print(f"end to end: {n_spectra} spectra ({report['n_processed']} coadds) to {summary['n_rows']} VAC rows "
+          f"in {seconds:.1f} s = {end_to_end:.0f} spectra/s; inference node alone "
+          f"{report['spectra_per_s']:.0f} spectra/s; peak RSS {memory.peak / 2**20:.0f} MB", flush=True)
+    if args.profile:
+        profile_stages(survey, bundle, args.profile_files, args.cache / "profile_output")
+    print(f"load average after: {load_average()}", flush=True)
+    result = {
+        "end_to_end_spectra_per_s": round(end_to_end, 1),
+        "ceiling_spectra_per_s": round(ceiling, 1),
+        "ratio": round(end_to_end / ceiling, 3),
+        "peak_rss_mb": round(memory.peak / 2**20, 1),
+        "n_spectra": n_spectra,
+        "read_spectra_per_s": round(r_read, 1),
+        "forward_spectra_per_s": round(r_forward, 1),
+        "model": bundle_kind,
+        "scheduler": report["scheduler"],
+        "load_average": os.getloadavg()[0],
+    }
+    print(json.dumps(result))
+    return result
+
+
+if __name__ == "__main__":
+    main()
