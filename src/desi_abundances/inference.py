@@ -337,22 +337,21 @@ def quality_flags(
     ``label_trained`` (bool per label, default all): labels the model had no training data
     for are always NaN and do not set NO_PREDICTION.
     """
-    n = len(table)
-    values = np.column_stack([table[l].to_numpy(np.float64) for l in label_names]) if n else np.zeros((0, len(label_names)))
-    errors = np.column_stack([table[f"{l}_err"].to_numpy(np.float64) for l in label_names]) if n else values
+    n, n_labels = len(table), len(label_names)
+    if n_labels > 63:
+        raise ValueError(f"label_range_flag holds at most 63 labels, the model has {n_labels}")
+    values = np.zeros((n, n_labels))
+    errors = np.zeros((n, n_labels))
+    for index, label in enumerate(label_names):
+        values[:, index] = table[label].to_numpy(np.float64)
+        errors[:, index] = table[f"{label}_err"].to_numpy(np.float64)
     distance = table["input_distance"].to_numpy(np.float64)
-    trained = (
-        np.ones(len(label_names), dtype=bool)
-        if label_trained is None
-        else np.asarray(label_trained, dtype=bool)
-    )
-    low = np.asarray(label_min, dtype=np.float64)
-    high = np.asarray(label_max, dtype=np.float64)
+    trained = np.ones(n_labels, bool) if label_trained is None else np.asarray(label_trained, bool)
     with np.errstate(invalid="ignore"):
-        outside = (values < low) | (values > high)
-    label_range_flag = (outside.astype(np.int64) << np.arange(len(label_names), dtype=np.int64)).sum(
+        outside = (values < np.asarray(label_min, np.float64)) | (values > np.asarray(label_max, np.float64))
+    label_range_flag = (outside.astype(np.int64) << np.arange(n_labels, dtype=np.int64)).sum(
         axis=1, dtype=np.int64
-    ) if n else np.zeros(0, dtype=np.int64)
+    )
     bits = {
         "LOW_SNR": table["snr"].to_numpy(np.float64) < flags.min_snr,
         "NO_RADIAL_VELOCITY": ~np.isfinite(table["vrad_kms"].to_numpy(np.float64)),
