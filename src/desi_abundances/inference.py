@@ -403,6 +403,8 @@ class PreparedPartition:
     table: pd.DataFrame
     inputs: Any
     is_mock: bool
+    source: str | None = None
+    """Signature of the input file (see :func:`source_signature`)."""
 
 
 def prepare_partition(
@@ -569,12 +571,28 @@ def read_provenance(path: Path) -> dict[str, Any] | None:
         return None
 
 
-def output_is_complete(path: Path, fingerprint: str) -> bool:
-    """True when ``path`` exists, is readable Parquet and was made with ``fingerprint``."""
+def source_signature(load: Callable[[], Any]) -> str | None:
+    """``"<size>:<mtime_ns>"`` of the file a partition loader reads (a PartitionedDataset
+    loader is the bound ``load`` of a dataset with a ``_filepath``); None when unknown."""
+    path = getattr(getattr(load, "__self__", None), "_filepath", None)
+    if path is None:
+        return None
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return f"{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def output_is_complete(path: Path, fingerprint: str, source: str | None = None) -> bool:
+    """True when ``path`` exists, is readable Parquet, was made with ``fingerprint`` and, when
+    ``source`` is given, from the input file with that signature (a rewritten coadd is redone)."""
     if not path.is_file():
         return False
     provenance = read_provenance(path)
-    return provenance is not None and provenance.get("fingerprint") == fingerprint
+    if provenance is None or provenance.get("fingerprint") != fingerprint:
+        return False
+    return source is None or provenance.get("source") == source
 
 
 @dataclass
@@ -614,6 +632,7 @@ def write_partition(
         "labels": list(predictor.label_names),
         "flag_bits": FLAG_BITS,
         "schema": OUTPUT_SCHEMA_VERSION,
+        "source": prepared.source,
     }
     write_output(table, output_path(per_coadd_dir, prepared.partition_id), provenance)
     return PartitionResult(prepared.partition_id, n_spectra=len(table), is_mock=prepared.is_mock)
@@ -631,7 +650,9 @@ def process_partition(
     """Load, prepare, predict and write one partition: the unit of work of a Dask task."""
     start = time.perf_counter()
     set_torch_threads(settings.torch_threads)
+    source = source_signature(load)
     prepared = prepare_partition(load(), partition_id, predictor, velocities, settings)
+    prepared.source = source
     result = write_partition(prepared, predictor, settings, per_coadd_dir, fingerprint)
     result.seconds = time.perf_counter() - start
     return result
@@ -649,11 +670,19 @@ class InferencePlan:
     todo: list[str]
 
 
-def plan_partitions(selected: Sequence[str], per_coadd_dir: str, fingerprint: str) -> InferencePlan:
-    """Split the selected partitions into complete outputs (kept) and those to (re)do."""
+def plan_partitions(
+    selected: Sequence[str],
+    per_coadd_dir: str,
+    fingerprint: str,
+    loaders: Mapping[str, Callable[[], Any]] | None = None,
+) -> InferencePlan:
+    """Split the selected partitions into complete outputs (kept) and those to (re)do; with
+    ``loaders``, an output made from another version of its input file is redone too."""
     complete, todo = [], []
     for pid in selected:
-        (complete if output_is_complete(output_path(per_coadd_dir, pid), fingerprint) else todo).append(pid)
+        source = source_signature(loaders[pid]) if loaders is not None else None
+        done = output_is_complete(output_path(per_coadd_dir, pid), fingerprint, source)
+        (complete if done else todo).append(pid)
     return InferencePlan(selected=list(selected), complete=complete, todo=todo)
 
 
@@ -836,7 +865,7 @@ def run_inference(
         )
     per_coadd_dir = str(Path(settings.per_coadd_dir).resolve())
     fingerprint = run_fingerprint(predictor, velocities, settings)
-    plan = plan_partitions(selected, per_coadd_dir, fingerprint)
+    plan = plan_partitions(selected, per_coadd_dir, fingerprint, loaders)
     report: dict[str, Any] = {
         "fingerprint": fingerprint,
         "bundle_fingerprint": predictor.fingerprint,
@@ -868,7 +897,10 @@ def run_inference(
     )
 
     def prepare(pid: str) -> PreparedPartition:
-        return prepare_partition(loaders[pid](), pid, predictor, velocities, settings)
+        source = source_signature(loaders[pid])
+        prepared = prepare_partition(loaders[pid](), pid, predictor, velocities, settings)
+        prepared.source = source
+        return prepared
 
     def finish(prepared: PreparedPartition) -> PartitionResult:
         return write_partition(prepared, predictor, settings, per_coadd_dir, fingerprint)

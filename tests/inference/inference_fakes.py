@@ -138,6 +138,7 @@ class CountingLoaders(dict):
             weakref.finalize(coadd, self._release)
             return coadd
 
+        counted.__self__ = getattr(load, "__self__", None)  # the dataset, as a bound load has
         return counted
 
     def _release(self) -> None:

@@ -133,6 +133,23 @@ def test_rerun_after_crash_redoes_only_missing_partial_and_stale(survey, tmp_pat
     summary = build_value_added_catalogue(report, settings.vac_filepath)
     assert summary["rebuilt"] and summary["n_rows"] == len(expected)
 
+    # a coadd file rewritten (a new data release, a rebuilt mock): only its output is redone
+    from desi_abundances.io.desi_coadd import DesiCoaddDataset
+    from inference_fakes import make_coadd
+
+    rewritten = root / f"{partition_id(10014)}.fits"
+    changed = make_coadd(10014, n_spectra=4, seed=99)
+    DesiCoaddDataset(str(rewritten)).save(changed)
+    try:
+        loaders = CountingLoaders(coadd_partitions(root))
+        report = run_inference(loaders, FakePredictor(), velocities(coadds), settings, LABELS)
+        assert loaders.loaded == [partition_id(10014)] and report["n_processed"] == 1
+        np.testing.assert_allclose(
+            pd.read_parquet(paths[10014])["teff"], changed.arms["B"].flux[:3].mean(axis=1), rtol=1e-6
+        )
+    finally:
+        DesiCoaddDataset(str(rewritten)).save(coadds[10014])
+
     # another bundle: every output is stale and redone
     loaders = CountingLoaders(coadd_partitions(root))
     report = run_inference(loaders, FakePredictor(version="v2"), velocities(coadds), settings, LABELS)
