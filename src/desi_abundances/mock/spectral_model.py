@@ -346,3 +346,12 @@ def equivalent_width(wavelength: np.ndarray, flux: np.ndarray, centre: float,
     """Equivalent width (Angstrom) of normalised ``flux`` within ``centre +- half_width``."""
     sel = np.abs(wavelength - centre) <= half_width
     return np.trapezoid(1.0 - np.atleast_2d(flux)[:, sel], wavelength[sel], axis=1)
+
+
+@register_spectral_model("emulator")
+def _build_emulator(**kwargs: Any) -> SpectralModel:
+    """The Payne-style emulator of the Turbospectrum library (``desi_abundances.emulator``),
+    imported only when selected (it needs torch and trained weights)."""
+    from desi_abundances.emulator import EmulatorSpectralModel  # noqa: PLC0415
+
+    return EmulatorSpectralModel(**kwargs)

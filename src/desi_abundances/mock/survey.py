@@ -250,8 +250,8 @@ def apogee_selection(stars: pd.DataFrame, config: dict[str, Any],
     h_mag = stars["g_mag"].to_numpy() - (0.3 + 1.4 * stars["bp_rp"].to_numpy())
     p_mag = 1.0 / (1.0 + np.exp((h_mag - float(config.get("apogee_h_limit", 13.3))) / 0.25))
     giant = stars["logg"].to_numpy() < 3.8
-    p = p_mag * np.where(giant, float(config.get("apogee_giant_probability", 0.92)),
-                         float(config.get("apogee_dwarf_probability", 0.25)))
+    p = p_mag * np.where(giant, float(config.get("apogee_giant_probability", 0.95)),
+                         float(config.get("apogee_dwarf_probability", 0.08)))
     selected = rng.random(len(stars)) < p
     return selected | ~stars["in_desi"].to_numpy()
 
@@ -626,7 +626,7 @@ def apogee_allstar(stars: pd.DataFrame, config: dict[str, Any]) -> pd.DataFrame:
     ap = pd.concat([ap.assign(_dup=False), ap[dup].assign(_dup=True)], ignore_index=True)
     n = len(ap)
     h_mag = ap["g_mag"].to_numpy() - (0.3 + 1.4 * ap["bp_rp"].to_numpy())
-    snr = np.clip(150.0 * 10 ** (-0.2 * (h_mag - 10.5)) * rng.lognormal(0, 0.35, n), 10.0, 1500.0)
+    snr = np.clip(240.0 * 10 ** (-0.2 * (h_mag - 10.5)) * rng.lognormal(0, 0.35, n), 10.0, 1500.0)
     snr = np.where(ap["_dup"], snr * rng.uniform(0.2, 0.7, n), snr)
     scale = np.clip(100.0 / snr, 0.5, 5.0)
     teff = ap["teff"].to_numpy()
