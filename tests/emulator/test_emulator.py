@@ -49,6 +49,7 @@ def test_spectral_model_protocol(tmp_path):
     path = _save(tmp_path, _tiny_network())
     model = EmulatorSpectralModel(path)
     assert model.wavelength.size == model.network.n_pixels and model.resolving_power == R
+    assert model.grid_resolution == pytest.approx(2 * R)
     labels = pd.DataFrame({"teff": [5000.0, 9000.0], "logg": [3.0, 3.0], "fe_h": [-0.5, -0.5],
                            "mg_fe": [0.1, 0.2]})  # extra columns ignored
     flux = model.normalised_flux(labels)

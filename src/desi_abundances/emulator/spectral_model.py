@@ -35,6 +35,7 @@ class EmulatorSpectralModel:
     Attributes:
         wavelength: (n_wave,) rest-frame vacuum Angstrom (3550-9900 A, uniform in ln lambda).
         resolving_power: native R of the emulated spectra (Gaussian LSF).
+        grid_resolution: 1 / d ln(lambda) of ``wavelength`` (2 R: two pixels per FWHM).
         label_names: the labels the network uses (python names); other columns are ignored.
         label_min, label_max: training range (physical units).
         metadata: everything stored with the weights (library version, held-out errors).
@@ -50,6 +51,8 @@ class EmulatorSpectralModel:
             raise ValueError(f"{self.path}: grid has {self.wavelength.size} pixels, network "
                              f"{self.network.n_pixels}")
         self.resolving_power = float(self.metadata["resolving_power"])
+        self.grid_resolution = float(1.0 / np.mean(np.diff(np.log(self.wavelength))))
+        """1 / d ln(lambda) of the grid (the mock's Doppler shifts use it)."""
         self.label_names: list[str] = list(self.metadata["label_names"])
         self.label_min = np.asarray(self.metadata["label_min"], dtype=float)
         self.label_max = np.asarray(self.metadata["label_max"], dtype=float)
