@@ -81,8 +81,8 @@ def cramer_rao_from_fisher(fisher: torch.Tensor | np.ndarray) -> tuple[np.ndarra
 
 def cramer_rao_bound(flux_model: Callable[[torch.Tensor], torch.Tensor],
                      labels: torch.Tensor | np.ndarray, ivar: torch.Tensor | np.ndarray,
-                     label_names: Sequence[str] | None = None, batch_size: int = 256
-                     ) -> pd.DataFrame | np.ndarray:
+                     label_names: Sequence[str] | None = None, batch_size: int = 256,
+                     projection=None) -> pd.DataFrame | np.ndarray:
     """Marginalised Cramer-Rao bound on every label for each star.
 
     Args:
@@ -92,6 +92,10 @@ def cramer_rao_bound(flux_model: Callable[[torch.Tensor], torch.Tensor],
         ivar: (n_stars, n_pixels) inverse variance of the normalised flux (0 = masked).
         label_names: when given, returns a DataFrame with ``<label>_crb`` columns; else an
             (n_stars, n_labels) array.
+        projection: optional (n_pixels, n_model_pixels) matrix (numpy or scipy.sparse), a
+            linear map from the model's grid to the data pixels (e.g. the mock's
+            ``instrument.lsf_matrix``: LSF convolution + resampling). The model's Jacobian is
+            projected with it, so ``flux_model`` can be the bare emulator.
     """
     labels = torch.as_tensor(labels, dtype=torch.float32)
     ivar = torch.as_tensor(ivar, dtype=torch.float64)
@@ -100,6 +104,9 @@ def cramer_rao_bound(flux_model: Callable[[torch.Tensor], torch.Tensor],
     bounds = []
     for start in range(0, labels.shape[0], batch_size):
         jac = model_jacobian(flux_model, labels[start : start + batch_size])
+        if projection is not None:
+            jac = torch.from_numpy(np.stack([np.asarray(projection @ j.numpy().astype(np.float64))
+                                             for j in jac]))
         marginal, _ = cramer_rao_from_fisher(fisher_matrix(jac, ivar[start : start + batch_size]))
         bounds.append(marginal)
     result = np.concatenate(bounds) if bounds else np.empty((0, labels.shape[1]))

@@ -78,3 +78,13 @@ def test_bad_inputs():
         cr.fisher_matrix(np.zeros((1, 5, 2)), -np.ones((1, 5)))
     with pytest.raises(ValueError):
         cr.cramer_rao_bound(linear_model, np.zeros((2, 3)), np.ones((3, N_PIX)))
+
+
+def test_projection_to_data_pixels():
+    from scipy import sparse
+    # data pixel k = mean of model pixels 2k and 2k+1 (a toy LSF + resampling)
+    rows = np.repeat(np.arange(N_PIX // 2), 2)
+    matrix = sparse.csr_matrix((np.full(N_PIX, 0.5), (rows, np.arange(N_PIX))), shape=(N_PIX // 2, N_PIX))
+    ivar = np.full((1, N_PIX // 2), 80.0)
+    bound = cr.cramer_rao_bound(linear_model, np.zeros((1, N_LAB)), ivar, projection=matrix)[0]
+    assert np.allclose(bound, exact_bound(ivar[0], a=matrix @ A)[0], rtol=1e-4)
