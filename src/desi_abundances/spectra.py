@@ -597,6 +597,7 @@ def preprocess(coadd: CoaddSpectra, vrad_kms: np.ndarray, settings: dict[str, An
     n_spectra = coadd.n_spectra
     flux = np.empty((n_spectra, grid.size), np.float32)
     ivar = np.empty((n_spectra, grid.size), np.float32)
+    mask = np.empty((n_spectra, grid.size), bool)
     for start in range(0, n_spectra, PREPROCESS_BLOCK_ROWS):
         rows = slice(start, min(start + PREPROCESS_BLOCK_ROWS, n_spectra))
         n = rows.stop - rows.start
@@ -609,12 +610,13 @@ def preprocess(coadd: CoaddSpectra, vrad_kms: np.ndarray, settings: dict[str, An
             total[:, window] += arm_ivar
             arm_flux *= arm_ivar
             weighted[:, window] += arm_flux
+        # pixels without data keep weighted = 0 (finite); the shift marks them bad
         merged = np.divide(weighted, total, out=weighted, where=total > 0)
-        merged[total <= 0] = 1.0
-        flux[rows], ivar[rows] = shift_to_rest_frame(merged, total, grid, velocity[rows])
-    ivar[~rest_frame_ok] = 0.0
-    mask = ivar <= 0
-    flux[mask] = 1.0
+        block_flux, block_ivar = shift_to_rest_frame(merged, total, grid, velocity[rows])
+        block_ivar[~rest_frame_ok[rows]] = 0.0
+        block_mask = block_ivar <= 0
+        block_flux[block_mask] = 1.0
+        flux[rows], ivar[rows], mask[rows] = block_flux, block_ivar, block_mask
     meta = pd.DataFrame(
         {
             "TARGETID": coadd.fibermap["TARGETID"].to_numpy(),
