@@ -176,13 +176,20 @@ def test_selection_and_failed_partition(survey, tmp_path):
         run_inference(loaders, FakePredictor(), velocities(coadds), settings_for(tmp_path, healpix=(1,)), LABELS)
 
 
+@pytest.fixture(scope="module")
+def surveys_of_3_and_12(tmp_path_factory):
+    surveys = {}
+    for n in (3, 12):
+        root = tmp_path_factory.mktemp(f"survey{n}")
+        surveys[n] = root, write_survey(root, list(range(20000, 20000 + n)), n_spectra=3)
+    return surveys
+
+
 @pytest.mark.parametrize("prefetch", [0, 1, 2])
-def test_memory_does_not_grow_with_partitions(tmp_path, prefetch):
+def test_memory_does_not_grow_with_partitions(surveys_of_3_and_12, tmp_path, prefetch):
     """At most prefetch + 1 coadds are alive at once, for 3 or 12 partitions alike."""
     max_alive = {}
-    for n in (3, 12):
-        root = tmp_path / f"survey{n}"
-        coadds = write_survey(root, list(range(20000, 20000 + n)), n_spectra=3)
+    for n, (root, coadds) in surveys_of_3_and_12.items():
         loaders = CountingLoaders(coadd_partitions(root))
         settings = settings_for(tmp_path / f"out{n}", prefetch=prefetch)
         run_inference(loaders, FakePredictor(), velocities(coadds), settings, LABELS)
