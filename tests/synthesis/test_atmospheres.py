@@ -94,3 +94,10 @@ def test_inside_cube_and_stdin():
 
 def test_as_plane_parallel():
     assert at.as_plane_parallel("'sphINTERPOL'  56 5000.\n1 2").startswith("'ppINTERPOL'")
+
+
+def test_relabel_plane_parallel():
+    text = NAME + "\n  4750. Teff\n"
+    assert at.relabel_plane_parallel(text).startswith("p4750_g+2.5") and at.relabel_plane_parallel(text)[1:] == text[1:]
+    with pytest.raises(at.AtmosphereGridError):
+        at.relabel_plane_parallel("p4750_g+4.0 ...")

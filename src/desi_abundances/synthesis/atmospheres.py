@@ -208,6 +208,18 @@ def inside_cube(corners: Corners, teff: float, logg: float, metal: float
     )
 
 
+def relabel_plane_parallel(model_text: str) -> str:
+    """A spherical MARCS ASCII model relabelled plane-parallel (first letter of its name line).
+
+    interpol_modeles refuses cubes that mix geometries (only log g 3.0-3.5 in this grid,
+    where sphericity is negligible); the spherical corners are then read as plane-parallel
+    and the radius column ignored.
+    """
+    if not model_text.startswith("s"):
+        raise AtmosphereGridError(f"not a spherical MARCS model: {model_text[:40]!r}")
+    return "p" + model_text[1:]
+
+
 def as_plane_parallel(model_text: str) -> str:
     """Relabel an interpolated model as plane-parallel (for cubes mixing geometries)."""
     return model_text.replace("'sphINTERPOL'", "'ppINTERPOL'", 1)
@@ -218,8 +230,14 @@ def interpolate_model(interpolator: Path, grid_dir: Path, corners: Corners, teff
     """Run interpol_modeles and write the babsma-ready model to ``output``."""
     output = Path(output).resolve()
     teff, logg, metal = inside_cube(corners, teff, logg, metal)
-    stdin = interpolator_stdin([Path(grid_dir).resolve() / f for f in corners.filenames], output,
-                               teff, logg, metal)
+    model_paths = [Path(grid_dir).resolve() / f for f in corners.filenames]
+    if not corners.spherical:  # mixed cube: plane-parallel copies of the spherical corners
+        for i, path in enumerate(model_paths):
+            if path.name.startswith("s"):
+                copy = output.parent / f"pp_{path.name}"
+                copy.write_text(relabel_plane_parallel(path.read_text()))
+                model_paths[i] = copy
+    stdin = interpolator_stdin(model_paths, output, teff, logg, metal)
     result = subprocess.run([str(Path(interpolator).resolve())], input=stdin, text=True, capture_output=True,
                             cwd=output.parent, timeout=timeout_s)
     if result.returncode != 0 or not output.exists():
