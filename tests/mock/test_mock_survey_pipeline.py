@@ -80,6 +80,9 @@ def test_pipeline_writes_every_raw_dataset(built) -> None:
     assert len(truth) == 220 and truth["APOGEE_ID"].isna().any()
     assert (truth.loc[~truth["in_desi"], "TARGETID"] == -1).all()
     assert truth["APOGEE_ID"].notna().sum() == (~duplicates).sum()
+    # Gaia ids survive exactly (no float round trip) and DR2 != EDR3 only for a few stars
+    assert set(stars["REF_ID"]) <= set(truth["gaia_dr2_id"])
+    assert set(mws["GAIA"]["SOURCE_ID"]) <= set(truth["gaia_edr3_id"])
 
 
 def test_same_seed_same_survey(tiny_params) -> None:

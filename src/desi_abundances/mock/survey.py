@@ -377,7 +377,7 @@ def fibermap(obs: pd.DataFrame, stars: pd.DataFrame, rng: np.random.Generator) -
         "FLUX_G": np.where(is_star, 10 ** (-0.4 * (g_ls - 22.5)), 0.0).astype(np.float32),
         "FLUX_R": np.where(is_star, 10 ** (-0.4 * (r_mag - 22.5)), 0.0).astype(np.float32),
         "FLUX_Z": np.where(is_star, 10 ** (-0.4 * (z_ls - 22.5)), 0.0).astype(np.float32),
-        "REF_ID": np.where(is_star, star["gaia_dr2_id"].fillna(0).to_numpy(), 0).astype(np.int64),
+        "REF_ID": _integer_column(stars, "gaia_dr2_id", obs["star_id"].to_numpy()),
         "REF_CAT": np.where(is_star, "G2", ""),
         "GAIA_PHOT_G_MEAN_MAG": np.where(is_star, g_obs, 0.0).astype(np.float32),
         "GAIA_PHOT_BP_MEAN_MAG": np.where(is_star, bp, 0.0).astype(np.float32),
@@ -393,6 +393,15 @@ def fibermap(obs: pd.DataFrame, stars: pd.DataFrame, rng: np.random.Generator) -
         "HEALPIX": obs["HEALPIX"].to_numpy().astype(np.int32),
     })
     return frame
+
+
+def _integer_column(stars: pd.DataFrame, column: str, star_ids: np.ndarray) -> np.ndarray:
+    """int64 ``column`` of the stars ``star_ids`` (0 where star_id is -1), without the
+    float round trip of a reindex (Gaia ids do not fit in float64)."""
+    position = pd.Series(np.arange(len(stars)), index=stars["star_id"].to_numpy())
+    rows = position.reindex(star_ids).fillna(-1).to_numpy().astype(np.int64)
+    values = stars[column].to_numpy().astype(np.int64)[np.maximum(rows, 0)]
+    return np.where(rows >= 0, values, 0).astype(np.int64)
 
 
 def exp_fibermap(obs: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
@@ -539,26 +548,30 @@ def coadd_factories(stars: pd.DataFrame, observations: pd.DataFrame,
 
 # --- catalogues ----------------------------------------------------------------------------
 def spectrum_snr(coadds: dict[str, Callable[[], CoaddSpectra]]) -> pd.DataFrame:
-    """Median S/N per pixel per arm of every spectrum (SN_B, SN_R, SN_Z), from the files,
-    with TARGETID and the partition id."""
+    """The FIBERMAP rows of every spectrum in the coadd files with their median S/N per
+    pixel per arm (SN_B, SN_R, SN_Z) measured on the files, and the partition id."""
     frames = []
     for pid, load in sorted(coadds.items()):
         coadd = load() if callable(load) else load
-        row = {"partition": pid, "TARGETID": coadd.fibermap["TARGETID"].to_numpy()}
+        frame = coadd.fibermap.copy()
+        frame["partition"] = pid
         for arm, data in coadd.arms.items():
             good = good_pixels(data.flux, data.ivar, data.mask)
-            row[f"SN_{arm}"] = masked_median(data.flux * np.sqrt(np.maximum(data.ivar, 0)), good)
-        frames.append(pd.DataFrame(row))
+            frame[f"SN_{arm}"] = masked_median(data.flux * np.sqrt(np.maximum(data.ivar, 0)), good)
+        frames.append(frame)
     return pd.concat(frames, ignore_index=True)
 
 
 def mws_catalogue(observations: pd.DataFrame, stars: pd.DataFrame, snr: pd.DataFrame,
                   config: dict[str, Any]) -> dict[str, pd.DataFrame]:
     """The MWS value-added catalogue (RVTAB, FIBERMAP, GAIA; row-matched, one row per
-    stellar spectrum): noisy RVSpecFit-like estimates of VRAD, TEFF, LOGG, FEH, ALPHAFE."""
+    stellar spectrum): noisy RVSpecFit-like estimates of VRAD, TEFF, LOGG, FEH, ALPHAFE.
+
+    ``snr`` is :func:`spectrum_snr` of the written coadds (FIBERMAP rows and S/N)."""
     rng = np.random.default_rng(int(config["seed"]) + 2)
+    measured = snr[["partition", "TARGETID", "SN_B", "SN_R", "SN_Z"]]
     obs = observations[observations["OBJTYPE"] == "TGT"].merge(
-        snr, on=["partition", "TARGETID"], how="left", validate="one_to_one")
+        measured, on=["partition", "TARGETID"], how="left", validate="one_to_one")
     star = stars.set_index("star_id").loc[obs["star_id"].to_numpy()]
     n = len(obs)
     sn = obs["SN_R"].to_numpy()
@@ -604,8 +617,10 @@ def mws_catalogue(observations: pd.DataFrame, stars: pd.DataFrame, snr: pd.DataF
     primary = np.zeros(n, dtype=bool)
     primary[best] = True
     rvtab["PRIMARY"] = primary
-    fm_rng = np.random.default_rng(int(config["seed"]) + 3)
-    fmap = fibermap(obs, stars, fm_rng)
+    # FIBERMAP: the coadds' own rows, in RVTAB order
+    fibermap_columns = [c for c in snr.columns if c not in ("partition", "SN_B", "SN_R", "SN_Z")]
+    fmap = obs[["partition", "TARGETID"]].merge(snr, on=["partition", "TARGETID"], how="left",
+                                                validate="one_to_one")[fibermap_columns]
     gaia = pd.DataFrame({
         "SOURCE_ID": star["gaia_edr3_id"].to_numpy().astype(np.int64),
         "RA": star["ra_2016"].to_numpy(), "DEC": star["dec_2016"].to_numpy(),
