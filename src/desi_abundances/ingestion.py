@@ -9,7 +9,8 @@ From raw survey products to the candidate training spectra:
 * a coarse, generous pre-selection of the spectra that may have an APOGEE counterpart
   (:func:`near_apogee_mask`), so that the stacked file holds candidate training stars rather
   than a whole release (the crossmatch pipeline decides precisely);
-* the radial velocity to trust (:func:`trusted_vrad_kms`).
+* the radial velocity to trust (:func:`trusted_vrad_kms`);
+* stacking the selected spectra in bounded memory (:class:`CoaddStack`).
 
 Angles in degrees, separations in arcsec, proper motions in mas/yr, velocities in km/s.
 """
@@ -25,6 +26,7 @@ from astropy import units as u
 from astropy.coordinates import SkyCoord
 
 from desi_abundances.constants import ALL_LABEL_COLUMNS
+from desi_abundances.spectra import ArmSpectra, CoaddSpectra
 
 logger = logging.getLogger(__name__)
 
@@ -334,3 +336,58 @@ def apogee_columns(elements: Iterable[str] | None = None, extra: Iterable[str] =
             columns.append(f"{label}_FLAG")
     columns += [c for c in extra if c not in columns]
     return columns
+
+
+class CoaddStack:
+    """Stacks the selected spectra of many coadds into one :class:`CoaddSpectra` with a
+    peak memory of about the stack plus one array (``CoaddSpectra.concatenate`` needs twice
+    the stack): each array is concatenated in turn and its pieces released at once.
+
+    FIBERMAP and SCORES keep the columns common to every part (surveys differ in their
+    targeting columns); EXP_FIBERMAP is dropped.
+    """
+
+    _FIELDS = ("flux", "ivar", "mask", "resolution")
+
+    def __init__(self) -> None:
+        self._pieces: dict[tuple[str, str], list[np.ndarray | None]] = {}
+        self._wavelength: dict[str, np.ndarray] = {}
+        self._fibermaps: list[pd.DataFrame] = []
+        self._scores: list[pd.DataFrame | None] = []
+
+    def __len__(self) -> int:
+        return sum(len(f) for f in self._fibermaps)
+
+    def add(self, coadd: CoaddSpectra, where: str) -> None:
+        """Append the spectra of ``coadd`` (named ``where`` in errors)."""
+        if self._wavelength and set(coadd.arms) != set(self._wavelength):
+            raise IngestionError(f"{where}: arms {sorted(coadd.arms)} differ from {sorted(self._wavelength)}")
+        for arm, data in coadd.arms.items():
+            reference = self._wavelength.setdefault(arm, data.wavelength)
+            if not np.array_equal(reference, data.wavelength):
+                raise IngestionError(f"{where}: {arm}_WAVELENGTH differs from the first coadd's")
+            for name in self._FIELDS:
+                self._pieces.setdefault((arm, name), []).append(getattr(data, name))
+        self._fibermaps.append(coadd.fibermap)
+        self._scores.append(coadd.scores)
+
+    def build(self, header: dict[str, Any]) -> CoaddSpectra:
+        """The stack (the pieces are released; ``add`` no more after this)."""
+        if not self._fibermaps:
+            raise IngestionError("nothing to stack")
+        common = [c for c in self._fibermaps[0].columns if all(c in f.columns for f in self._fibermaps)]
+        fibermap = pd.concat([f[common] for f in self._fibermaps], ignore_index=True)
+        scores = None
+        if all(s is not None for s in self._scores):
+            shared = [c for c in self._scores[0].columns if all(c in s.columns for s in self._scores)]
+            scores = pd.concat([s[shared] for s in self._scores], ignore_index=True)
+        arms = {}
+        for arm, wavelength in self._wavelength.items():
+            arrays = {}
+            for name in self._FIELDS:
+                pieces = self._pieces.pop((arm, name))
+                arrays[name] = None if any(p is None for p in pieces) else np.concatenate(pieces)
+                del pieces
+            arms[arm] = ArmSpectra(wavelength=wavelength, **arrays)
+        self._fibermaps, self._scores = [], []
+        return CoaddSpectra(arms=arms, fibermap=fibermap, header=dict(header), scores=scores)

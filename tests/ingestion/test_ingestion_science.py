@@ -152,3 +152,30 @@ def test_apogee_columns_cover_labels_errors_flags():
     assert "TEFF_FLAG" not in columns
     assert "CE_FE" not in apogee_columns(["MG"])
     assert len(columns) == len(set(columns))
+
+
+def test_coadd_stack_equals_concatenate_and_checks_grids():
+    from desi_abundances.ingestion import CoaddStack
+    from desi_abundances.spectra import CoaddSpectra
+    from survey_tables import make_coadd
+
+    first = make_coadd([{"TARGETID": 1, "TARGET_RA": 1.0, "TARGET_DEC": 1.0}])
+    second = make_coadd([{"TARGETID": 2, "TARGET_RA": 2.0, "TARGET_DEC": 2.0, "EXTRA": 5},
+                         {"TARGETID": 3, "TARGET_RA": 3.0, "TARGET_DEC": 3.0, "EXTRA": 6}], level=[4.0, 9.0])
+    expected = CoaddSpectra.concatenate([first, second.select(np.arange(2))])
+    stack = CoaddStack()
+    stack.add(first, "a")
+    stack.add(second, "b")
+    assert len(stack) == 3
+    got = stack.build({"MOCK": True})
+    for arm in expected.arms:
+        for name in ("flux", "ivar", "mask", "resolution"):
+            np.testing.assert_array_equal(getattr(got.arms[arm], name), getattr(expected.arms[arm], name))
+    assert got.fibermap["TARGETID"].tolist() == [1, 2, 3] and "EXTRA" not in got.fibermap
+    assert got.header == {"MOCK": True} and len(got.scores) == 3
+    shifted = make_coadd([{"TARGETID": 4, "TARGET_RA": 1.0, "TARGET_DEC": 1.0}])
+    shifted.arms["R"].wavelength = shifted.arms["R"].wavelength + 0.1
+    stack = CoaddStack()
+    stack.add(first, "a")
+    with pytest.raises(IngestionError, match="c: R_WAVELENGTH differs"):
+        stack.add(shifted, "c")

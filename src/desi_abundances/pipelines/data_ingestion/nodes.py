@@ -9,6 +9,7 @@ import pandas as pd
 
 from desi_abundances.ingestion import (
     ApogeeNeighbours,
+    CoaddStack,
     IngestionError,
     apogee_columns,
     coadd_provenance,
@@ -75,33 +76,6 @@ def _select_from_coadd(
     return selected, table, counts
 
 
-def _stack(parts: list[CoaddSpectra], n_files: int) -> CoaddSpectra:
-    """One CoaddSpectra of all parts; FIBERMAP restricted to the columns common to all."""
-    common = [c for c in parts[0].fibermap.columns if all(c in p.fibermap.columns for p in parts)]
-    scores_common = (
-        [c for c in parts[0].scores.columns if all(c in p.scores.columns for p in parts)]
-        if all(p.scores is not None for p in parts)
-        else None
-    )
-    trimmed = [
-        CoaddSpectra(
-            arms=p.arms,
-            fibermap=p.fibermap[common],
-            header=p.header,
-            scores=None if scores_common is None else p.scores[scores_common],
-        )
-        for p in parts
-    ]
-    stacked = CoaddSpectra.concatenate(trimmed)
-    stacked.header = {
-        "MOCK": any(p.is_mock for p in parts),
-        "STACKED": True,
-        "NCOADDS": n_files,
-        **({"SPECPROD": parts[0].header["SPECPROD"]} if "SPECPROD" in parts[0].header else {}),
-    }
-    return stacked
-
-
 def ingest_spectra(
     desi_coadds: Mapping[str, Callable[[], CoaddSpectra]],
     mws_catalogue: Mapping[str, pd.DataFrame],
@@ -127,23 +101,25 @@ def ingest_spectra(
     logger.info("MWS catalogue: %d spectra, %d with a Gaia EDR3 id", len(mws), int((mws["GAIA_SOURCE_ID"] > 0).sum()))
     keys = mws_keys(mws)
     apogee = ApogeeNeighbours(apogee_stars)
-    parts, tables = [], []
+    stack, tables, is_mock, specprod = CoaddStack(), [], False, None
     totals = {"spectra": 0, "stellar_targets": 0, "near_apogee": 0}
     for partition_id in sorted(desi_coadds):
         coadd = desi_coadds[partition_id]()
         selected, table, counts = _select_from_coadd(partition_id, coadd, mws, keys, apogee, params)
+        is_mock |= coadd.is_mock
+        specprod = specprod or coadd.header.get("SPECPROD")
         del coadd
         for key, value in counts.items():
             totals[key] += value
         logger.debug("%s: %s", partition_id, counts)
         if len(table):
-            parts.append(selected)
+            stack.add(selected, partition_id)
             tables.append(table)
     logger.info(
         "data_ingestion: %d coadds, %d spectra, %d good stellar targets, %d near an APOGEE star",
         len(desi_coadds), totals["spectra"], totals["stellar_targets"], totals["near_apogee"],
     )
-    if not parts:
+    if not tables:
         raise IngestionError(f"no spectrum survived the selection ({totals})")
     metadata = pd.concat(tables, ignore_index=True)
     n_mws = int(metadata["VRAD"].notna().sum()) if "VRAD" in metadata else 0
@@ -152,4 +128,7 @@ def ingest_spectra(
         len(metadata), n_mws, int(np.isfinite(metadata["vrad_kms"]).sum()),
         int((metadata["GAIA_SOURCE_ID"] > 0).sum()),
     )
-    return _stack(parts, len(desi_coadds)), metadata
+    header = {"MOCK": is_mock, "STACKED": True, "NCOADDS": len(desi_coadds)}
+    if specprod:
+        header["SPECPROD"] = specprod
+    return stack.build(header), metadata
