@@ -117,3 +117,37 @@ def test_flux_error_summary_and_criterion():
     assert s["R"]["median_abs_error"] == pytest.approx(0.02)
     assert not meets_criterion(s)  # R arm median 2% > 1%
     assert meets_criterion({k: {"median_abs_error": 0.001, "p95_abs_error": 0.01} for k in "BRZ"})
+
+
+def test_train_emulator_end_to_end_on_a_tiny_library(tmp_path):
+    """Chunks -> emulator grid -> training -> held-out report -> weights a model can load."""
+    import json
+    from desi_abundances.emulator.train import train_emulator
+    from desi_abundances.synthesis import library as lib
+
+    w = lib.library_wavelength()
+    n_cont = lib.continuum_wavelength(w).size
+    names = ["teff", "logg", "fe_h", "ci_fe"]
+    rng = np.random.default_rng(0)
+    files = []
+    for i in range(20):
+        labels = np.array([rng.uniform(4000, 6000), rng.uniform(1, 5), rng.uniform(-1, 0.3), 0.0])
+        depth = 0.2 + 0.1 * labels[2]
+        flux = 1 - depth * np.exp(-0.5 * ((w - 5183.6) / 0.5) ** 2)
+        f = tmp_path / "stars" / f"{i:06d}.npz"
+        lib.write_star(f, i, labels, flux, np.ones(n_cont), np.zeros(5), False)
+        files.append(f)
+    library_dir = tmp_path / "lib"
+    lib.write_chunk(library_dir / "chunks" / "chunk_000000.npz", files, names)
+    (library_dir / "provenance.json").write_text(json.dumps({"wavelength_grid": {
+        "resolving_power": lib.LIBRARY_RESOLVING_POWER,
+        "range_vacuum_angstrom": list(lib.LIBRARY_WAVELENGTH_RANGE)}}))
+    out = tmp_path / "emu" / "payne_emulator.safetensors"
+    report = train_emulator(library_dir, out, TrainingSettings(hidden=(4,), max_epochs=20, patience=10))
+    assert report["n_spectra"] == {"train": 16, "validation": 2, "test": 2}
+    assert set(report["test_flux_error"]) == {"B", "R", "Z"}
+    model = EmulatorSpectralModel(out)
+    assert model.label_names == ["teff", "logg", "fe_h"]  # ci_fe is not an input
+    assert model.metadata["library_version"]["n_spectra"] == 20
+    assert "chunk_000000.npz" in model.metadata["library_version"]["chunks"]
+    assert json.loads(out.with_suffix(".json").read_text())["report"]["n_spectra"]["test"] == 2
