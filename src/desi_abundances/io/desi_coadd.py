@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from astropy.io import fits
 from kedro.io import AbstractDataset, DatasetError
+from kedro_datasets._typing import TablePreview
 
 from desi_abundances.constants import ARMS, FLUX_UNIT
 from desi_abundances.io.atomic import atomic_write
@@ -254,7 +255,7 @@ class DesiCoaddDataset(AbstractDataset[CoaddSpectra, CoaddSpectra]):
         return {"filepath": str(self._filepath), "load_args": self._load_args,
                 "save_args": self._save_args}
 
-    def preview(self, nrows: int = 10) -> dict[str, Any]:
+    def preview(self, nrows: int = 10) -> TablePreview:
         """A small table for kedro-viz: the first FIBERMAP rows (a few columns)."""
         hdul = open_fits(self._filepath)
         try:
@@ -263,4 +264,4 @@ class DesiCoaddDataset(AbstractDataset[CoaddSpectra, CoaddSpectra]):
             hdul.close()
         cols = [c for c in ("TARGETID", "TARGET_RA", "TARGET_DEC", "OBJTYPE", "MWS_TARGET",
                             "GAIA_PHOT_G_MEAN_MAG", "COADD_FIBERSTATUS") if c in fibermap]
-        return fibermap[cols].head(nrows).to_dict(orient="split")
+        return TablePreview(fibermap[cols].head(nrows).to_dict(orient="split"))

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from astropy.io import fits
 from kedro.io import AbstractDataset, DatasetError
+from kedro_datasets._typing import TablePreview
 from kedro.io.core import get_protocol_and_path
 
 from desi_abundances.io.atomic import atomic_write
@@ -250,7 +251,7 @@ class FitsTableDataset(AbstractDataset[pd.DataFrame | dict, pd.DataFrame | dict]
             "save_args": self._save_args,
         }
 
-    def preview(self, nrows: int = 10) -> dict[str, Any]:
+    def preview(self, nrows: int = 10) -> TablePreview:
         """The first ``nrows`` rows of the (first) table, for kedro-viz."""
         hdu = self._hdu[0] if isinstance(self._hdu, list) else self._hdu
         hdul = open_fits(self._filepath)
@@ -261,7 +262,7 @@ class FitsTableDataset(AbstractDataset[pd.DataFrame | dict, pd.DataFrame | dict]
             frame = read_table(hdul, hdu, self._filepath, cols).head(nrows)
         finally:
             hdul.close()
-        return frame.to_dict(orient="split")
+        return TablePreview(frame.to_dict(orient="split"))
 
 
 def _header_items(header: dict[str, Any] | None) -> dict[str, Any]:
