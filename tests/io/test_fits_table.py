@@ -84,3 +84,17 @@ def test_corrupt_and_truncated_files(tmp_path: Path) -> None:
         FitsTableDataset(str(path), hdu=1).load()
     with pytest.raises(DatasetError, match=r"missing\.fits.*does not exist"):
         FitsTableDataset(str(tmp_path / "missing.fits")).load()
+
+
+def test_truncated_table_data_and_large_selection(tmp_path: Path) -> None:
+    path = tmp_path / "rows.fits"
+    n = 5000
+    frame = pd.DataFrame({"A": np.arange(n, dtype=np.int64), "B": np.linspace(0, 1, n),
+                          "FLAG": np.arange(n) % 2 == 0, "NAME": [f"s{i} " for i in range(n)]})
+    FitsTableDataset(str(path)).save(frame)
+    loaded = FitsTableDataset(str(path), columns=["NAME", "FLAG", "A"]).load()
+    assert loaded["NAME"].iloc[7] == "s7" and loaded["FLAG"].iloc[2] and not loaded["FLAG"].iloc[3]
+    np.testing.assert_array_equal(loaded["A"], frame["A"])
+    path.write_bytes(path.read_bytes()[:20000])  # cut inside the table data
+    with pytest.raises(DatasetError, match=r"rows\.fits.*HDU 1.*truncated"):
+        FitsTableDataset(str(path)).load()

@@ -75,7 +75,10 @@ def column_to_series_data(values: np.ndarray) -> Any:
     """Convert one FITS column to something a DataFrame column can hold."""
     values = np.asarray(values)
     if values.dtype.kind == "S":
-        return np.char.strip(np.char.decode(values, "ascii", errors="replace")).astype(object)
+        try:
+            return np.char.strip(values).astype(str).astype(object)
+        except UnicodeDecodeError:
+            return np.char.strip(np.char.decode(values, "ascii", errors="replace")).astype(object)
     if values.dtype.kind == "U":
         return np.char.strip(values).astype(object)
     values = native(values)
@@ -84,29 +87,88 @@ def column_to_series_data(values: np.ndarray) -> Any:
     return values
 
 
+_RAW_FORMATS = {"L": "u1", "B": "u1", "I": ">i2", "J": ">i4", "K": ">i8", "E": ">f4", "D": ">f8"}
+
+
+def raw_row_dtype(table_hdu: Any) -> np.dtype | None:
+    """The on-disk (big-endian) record dtype of a binary table, or None when a column needs
+    astropy's conversions (scaled, bit, variable-length or complex columns)."""
+    names, formats, offsets = [], [], []
+    offset = 0
+    for col in table_hdu.columns:
+        fmt = col.format
+        code, repeat = getattr(fmt, "format", None), int(getattr(fmt, "repeat", 1) or 1)
+        if col.bzero not in (None, 0) or col.bscale not in (None, 1):
+            return None
+        if code == "A":
+            base, width, shape = f"S{repeat}", repeat, ()
+        elif code in _RAW_FORMATS:
+            base = _RAW_FORMATS[code]
+            width = repeat * np.dtype(base).itemsize
+            shape = (repeat,) if repeat != 1 else ()
+        else:
+            return None
+        names.append(col.name)
+        formats.append((base, shape) if shape else base)
+        offsets.append(offset)
+        offset += width
+    if offset != int(table_hdu.header["NAXIS1"]):
+        return None
+    return np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": offset})
+
+
+def _raw_column(raw: np.ndarray, name: str, code: str) -> Any:
+    values = raw[name]
+    if code == "L":
+        return values == ord("T")
+    if values.dtype.kind == "S":
+        return column_to_series_data(values)
+    native_values = values.astype(values.dtype.newbyteorder("="))
+    return list(native_values) if native_values.ndim > 1 else native_values
+
+
 def read_table(
     hdul: fits.HDUList, hdu: int | str, path: Path, columns: Sequence[str] | None = None
 ) -> pd.DataFrame:
-    """Read the binary table ``hdu`` (only ``columns`` when given) into a DataFrame."""
+    """Read the binary table ``hdu`` (only ``columns`` when given) into a DataFrame.
+
+    Plain binary tables are memory-mapped and only the selected columns are copied
+    (converted to native byte order); other tables go through astropy.
+    """
     table_hdu = get_hdu(hdul, hdu, path)
     if not isinstance(table_hdu, (fits.BinTableHDU, fits.TableHDU)):
         raise FitsReadError(f"{path}: HDU {hdu!r} is not a table ({type(table_hdu).__name__})")
-    try:
-        data = table_hdu.data
-        names = list(table_hdu.columns.names)
-    except Exception as exc:
-        raise FitsReadError(
-            f"{path}: HDU {hdu!r} data cannot be read, file corrupt or truncated ({exc})"
-        ) from exc
+    names = list(table_hdu.columns.names)
     wanted = names if columns is None else list(columns)
     upper = {name.upper(): name for name in names}
     missing = [col for col in wanted if col.upper() not in upper]
     if missing:
         raise FitsReadError(f"{path}: HDU {hdu!r} has no column(s) {missing}")
+    selected = [upper[col.upper()] for col in wanted]
+    raw_dtype = raw_row_dtype(table_hdu) if isinstance(table_hdu, fits.BinTableHDU) else None
+    if raw_dtype is not None:
+        n_rows = int(table_hdu.header["NAXIS2"])
+        offset = hdul.fileinfo(hdul.index_of(hdu))["datLoc"]
+        if path.stat().st_size < offset + n_rows * raw_dtype.itemsize:
+            raise FitsReadError(f"{path}: HDU {hdu!r} is truncated ({n_rows} rows expected)")
+        if n_rows == 0:
+            return pd.DataFrame({name: np.array([]) for name in selected})
+        raw = np.memmap(path, dtype=raw_dtype, mode="r", offset=offset, shape=(n_rows,))
+        try:
+            codes = {col.name: col.format.format for col in table_hdu.columns}
+            result = {name: _raw_column(raw, name, codes[name]) for name in selected}
+        finally:
+            del raw
+        return pd.DataFrame(result, index=pd.RangeIndex(n_rows))
+    try:
+        data = table_hdu.data
+    except Exception as exc:
+        raise FitsReadError(
+            f"{path}: HDU {hdu!r} data cannot be read, file corrupt or truncated ({exc})"
+        ) from exc
     result: dict[str, Any] = {}
     n_rows = 0 if data is None else len(data)
-    for col in wanted:
-        name = upper[col.upper()]
+    for name in selected:
         try:
             values = data.field(name) if data is not None else np.array([])
         except Exception as exc:
