@@ -522,6 +522,7 @@ def compare_with_truth(
     _require(truth_pairs, ["TARGETID", "APOGEE_ID"], "truth table")
     truth = truth_pairs[["TARGETID", "APOGEE_ID"]].dropna()
     truth = truth[truth["APOGEE_ID"].astype(str).str.strip() != ""]
+    truth = truth[truth["TARGETID"].astype(np.int64) > 0]  # APOGEE-only stars have no DESI target
     truth = truth.assign(TARGETID=truth["TARGETID"].astype(np.int64), APOGEE_ID=truth["APOGEE_ID"].astype(str).str.strip())
     good_ids = set(stars["APOGEE_ID"][passes_quality_cuts(stars, cuts)].astype(str))
     ingested = set(spectra["TARGETID"].astype(np.int64))
