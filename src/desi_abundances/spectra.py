@@ -286,7 +286,7 @@ normalised_flux_range: normalised fluxes outside [lo, hi] are masked (cosmics, b
 max_abs_vrad_kms: |vrad| above this is treated as a failed velocity.
 """
 
-PREPROCESS_BLOCK_ROWS = 64
+PREPROCESS_BLOCK_ROWS = 16
 """Spectra per block in :func:`preprocess` (cache-sized; no effect on the result)."""
 
 _BAD_VARIANCE = np.float32(1e30)
@@ -438,47 +438,50 @@ def normalise_arm(
     bands broader than ~50 A are flattened, which the labels barely need.
 
     Returns:
-        normalised flux and ivar (n, n_pixels) float32; bad pixels (IVAR <= 0, MASK set,
-        non-finite, normalised flux outside ``normalised_flux_range``) have ivar 0 and
-        flux 0.
+        ``(ivar_n * flux_n, ivar_n)`` of the normalised spectrum (flux_n = flux / continuum,
+        ivar_n = ivar continuum^2), (n, n_pixels) float32 views: the products the
+        inverse-variance merge of the arms needs. Bad pixels (IVAR <= 0, MASK set,
+        non-finite) have 0 in both.
     """
     n, n_pixels = flux.shape
     padded = plan.padded
-    weighted_flux = np.zeros((n, padded), np.float32)
-    weight = np.zeros((n, padded), np.float32)
+    shape3 = (n, plan.n_bins, plan.bin_pixels)
+    weight = np.empty((n, padded), np.float32)
+    weighted_flux = np.empty((n, padded), np.float32)
+    weight[:, n_pixels:] = 0.0
+    weighted_flux[:, n_pixels:] = 0.0
+    w, wf = weight[:, :n_pixels], weighted_flux[:, :n_pixels]
     with np.errstate(invalid="ignore", over="ignore"):
-        np.multiply(flux, ivar, out=weighted_flux[:, :n_pixels])
-        good = np.isfinite(weighted_flux[:, :n_pixels])
+        good = mask == 0
         good &= ivar > 0
-        good &= mask == 0
-    np.copyto(weight[:, :n_pixels], ivar, where=good)
-    weighted_flux[:, :n_pixels][~good] = 0.0
-    safe_flux = np.zeros((n, padded), np.float32)
-    np.copyto(safe_flux[:, :n_pixels], flux, where=good)
+        w.fill(0.0)
+        np.copyto(w, ivar, where=good)
+        np.multiply(flux, w, out=wf)
+        if not np.isfinite(wf.sum()):  # rare: NaN/inf flux or infinite ivar
+            bad = ~np.isfinite(wf)
+            wf[bad] = 0.0
+            w[bad] = 0.0
 
-    use_flux, use_weight = weighted_flux, weight
-    level = plan.coarse(use_flux, use_weight)
+    level = plan.coarse(weighted_flux, weight)
     if settings["continuum_iterations"] > 1:
-        with np.errstate(divide="ignore"):
-            clip_sigma = settings["clip_low_sigma"] / np.sqrt(weight)
-        keep_fraction = 1.0 - settings["clip_low_depth"]
-        shape3 = (n, plan.n_bins, plan.bin_pixels)
+        # flux < level (1 - depth) - k sigma  <=>  w f < w level (1 - depth) - k sqrt(w)
+        k_sqrt_weight = np.sqrt(weight)
+        k_sqrt_weight *= settings["clip_low_sigma"]
+        keep_fraction = np.float32(1.0 - settings["clip_low_depth"])
         for _ in range(settings["continuum_iterations"] - 1):
-            lower = (level * keep_fraction)[:, :, None] - clip_sigma.reshape(shape3)
-            line = (safe_flux.reshape(shape3) < lower).reshape(n, padded)
-            use_flux = np.where(line, 0.0, weighted_flux).astype(np.float32, copy=False)
-            use_weight = np.where(line, 0.0, weight).astype(np.float32, copy=False)
-            level = plan.coarse(use_flux, use_weight)
+            threshold = weight.reshape(shape3) * (level * keep_fraction)[:, :, None]
+            threshold = threshold.reshape(n, padded)
+            threshold -= k_sqrt_weight
+            line = weighted_flux < threshold
+            level = plan.coarse(np.where(line, np.float32(0.0), weighted_flux),
+                                np.where(line, np.float32(0.0), weight))
     level[~(level > 0)] = 1.0  # no information or non-positive: leave the flux as it is
     cont = plan.fine(level)[:, :n_pixels]
-    norm_flux = safe_flux[:, :n_pixels] / cont
-    norm_ivar = weight[:, :n_pixels] * cont
-    norm_ivar *= cont
-    low, high = settings["normalised_flux_range"]
-    outside = (norm_flux < low) | (norm_flux > high)
-    norm_ivar[outside] = 0.0
-    norm_flux[outside] = 0.0
-    return norm_flux, norm_ivar
+    # normalised flux f / c with ivar w c^2; returned as (f / c) (w c^2) = w f c and w c^2
+    wf *= cont
+    w *= cont
+    w *= cont
+    return wf, w
 
 
 def shift_to_rest_frame(
@@ -554,7 +557,7 @@ def preprocess(coadd: CoaddSpectra, vrad_kms: np.ndarray, settings: dict[str, An
     carries no information; feature engineering drops such rows and ``predict_labels``
     returns NaN labels for them.
 
-    Bad pixels (IVAR <= 0, any MASK bit, non-finite values, normalised flux outside
+    Bad pixels (IVAR <= 0, any MASK bit, non-finite values, merged normalised flux outside
     ``normalised_flux_range``, off the grid after the shift) end with mask True, ivar 0 and
     flux 1; the output holds no NaN.
 
@@ -598,20 +601,21 @@ def preprocess(coadd: CoaddSpectra, vrad_kms: np.ndarray, settings: dict[str, An
     flux = np.empty((n_spectra, grid.size), np.float32)
     ivar = np.empty((n_spectra, grid.size), np.float32)
     mask = np.empty((n_spectra, grid.size), bool)
+    low, high = settings["normalised_flux_range"]
     for start in range(0, n_spectra, PREPROCESS_BLOCK_ROWS):
         rows = slice(start, min(start + PREPROCESS_BLOCK_ROWS, n_spectra))
         n = rows.stop - rows.start
         weighted = np.zeros((n, grid.size), np.float32)
         total = np.zeros((n, grid.size), np.float32)
         for arm, window, plan in arms:
-            arm_flux, arm_ivar = normalise_arm(
+            arm_weighted, arm_ivar = normalise_arm(
                 arm.flux[rows], arm.ivar[rows], arm.mask[rows], plan, settings
             )
+            weighted[:, window] += arm_weighted
             total[:, window] += arm_ivar
-            arm_flux *= arm_ivar
-            weighted[:, window] += arm_flux
         # pixels without data keep weighted = 0 (finite); the shift marks them bad
         merged = np.divide(weighted, total, out=weighted, where=total > 0)
+        total[(merged < low) | (merged > high)] = 0.0
         block_flux, block_ivar = shift_to_rest_frame(merged, total, grid, velocity[rows])
         block_ivar[~rest_frame_ok[rows]] = 0.0
         block_mask = block_ivar <= 0
