@@ -122,10 +122,10 @@ def abundance_label(element: str, ion: str) -> str | None:
 # log10 peak optical depth in the Sun, effective dissociation energy (eV) for the Teff
 # scaling, gravity exponent (per dex of log g), abundance weights {label-element: weight}.
 MOLECULAR_BANDS: dict[float, dict[str, Any]] = {
-    3884.1: dict(molecule="CN", degrade="blue", length=60.0, log_tau_sun=-0.7, d0=4.0,
-                 g_exp=-0.25, weights={"C": 0.5, "N": 1.0}),
-    4217.2: dict(molecule="CN", degrade="blue", length=40.0, log_tau_sun=-1.1, d0=4.0,
-                 g_exp=-0.25, weights={"C": 0.5, "N": 1.0}),
+    3884.1: dict(molecule="CN", degrade="blue", length=60.0, log_tau_sun=-1.4, d0=4.0,
+                 g_exp=-0.15, weights={"C": 0.5, "N": 1.0}),
+    4217.2: dict(molecule="CN", degrade="blue", length=40.0, log_tau_sun=-1.8, d0=4.0,
+                 g_exp=-0.15, weights={"C": 0.5, "N": 1.0}),
     4301.2: dict(molecule="CH", degrade="blue", length=25.0, log_tau_sun=-0.4, d0=2.5,
                  g_exp=0.0, weights={"C": 1.0}, head_offset=13.0),
     4738.3: dict(molecule="C2", degrade="blue", length=40.0, log_tau_sun=-1.6, d0=4.0,
@@ -152,8 +152,8 @@ MOLECULAR_BANDS: dict[float, dict[str, Any]] = {
                  g_exp=0.0, weights={"Ti": 1.0, "O": 0.5}),
     7668.1: dict(molecule="TiO", degrade="red", length=90.0, log_tau_sun=-3.7, d0=7.0,
                  g_exp=0.0, weights={"Ti": 1.0, "O": 0.5}),
-    7876.2: dict(molecule="CN", degrade="red", length=80.0, log_tau_sun=-1.6, d0=4.0,
-                 g_exp=-0.25, weights={"C": 0.5, "N": 1.0}),
+    7876.2: dict(molecule="CN", degrade="red", length=80.0, log_tau_sun=-2.6, d0=4.0,
+                 g_exp=-0.15, weights={"C": 0.5, "N": 1.0}),
     8434.3: dict(molecule="TiO", degrade="red", length=90.0, log_tau_sun=-3.8, d0=7.0,
                  g_exp=0.0, weights={"Ti": 1.0, "O": 0.5}),
     8861.4: dict(molecule="TiO", degrade="red", length=90.0, log_tau_sun=-3.9, d0=7.0,
