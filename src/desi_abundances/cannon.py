@@ -276,8 +276,7 @@ def train_cannon(
     theta = np.zeros((n_pixels, n_terms))
     scatter = np.zeros(n_pixels)
     scatter_grid = np.concatenate([[0.0], np.logspace(-4, 0, 41)])
-    penalty = np.ones(n_terms)
-    penalty[0] = 0.0
+    penalised = np.arange(1, n_terms)  # every term but the constant
 
     # unique monomials of each star chunk, (n_unique, n_chunk): cached while they fit
     star_slices = list(_chunks(n_stars, star_chunk))
@@ -300,15 +299,15 @@ def train_cannon(
             if used.size == 0:
                 continue
             weights = ivar[:, used] / (1.0 + ivar[:, used] * scatter[used] ** 2)
-            sums = np.zeros((first.size, used.size))
+            sums = np.zeros((used.size, first.size))
             rhs = np.zeros((used.size, n_terms))
             for k, stars in enumerate(star_slices):
-                sums += monomials(k) @ weights[stars]
+                sums += weights[stars].T @ monomials(k).T
                 rhs += (weights[stars] * flux[stars][:, used]).T @ design[stars]
-            normal = sums.T[:, pair_index]  # (n_used, T, T)
+            normal = np.take(sums, pair_index, axis=1)  # (n_used, T, T)
             del sums
             diagonal_scale = np.einsum("pii->p", normal) / n_terms
-            normal += (regularization * diagonal_scale)[:, None, None] * np.diag(penalty)
+            normal[:, penalised, penalised] += (regularization * diagonal_scale)[:, None]
             theta[used] = _solve_normal_equations(normal, rhs)
         if iteration == n_scatter_iterations:
             break
@@ -370,23 +369,35 @@ class CannonFit:
 def _model_and_jacobian(
     x: np.ndarray, theta0: np.ndarray, linear: np.ndarray, quadratic: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Model flux (n, P) and its Jacobian d flux / d x (n, P, K) at scaled labels x (n, K)."""
+    """Model flux (n, P) and its Jacobian d flux / d x (n, P, K) at scaled labels x (n, K):
+    ``f = theta0 + B x + x^T Q x``, ``df/dx = B + 2 Q x`` (torch matmuls, float64)."""
+    import torch
+
     n_stars, n_labels = x.shape
     n_pixels = theta0.size
-    # Q x per star: (n, P, K)
-    qx = (x @ quadratic.reshape(n_pixels * n_labels, n_labels).T).reshape(
-        n_stars, n_pixels, n_labels
-    )
-    model = theta0 + x @ linear.T + np.einsum("npk,nk->np", qx, x)
-    jacobian = linear[None] + 2.0 * qx
-    return model, jacobian
+    x_t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64))
+    q_t = torch.from_numpy(quadratic).reshape(n_pixels * n_labels, n_labels)
+    qx = (x_t @ q_t.T).reshape(n_stars, n_pixels, n_labels)  # Q x per star
+    model = torch.from_numpy(theta0) + x_t @ torch.from_numpy(linear).T
+    model += torch.bmm(qx, x_t[..., None])[..., 0]
+    jacobian = qx.mul_(2.0).add_(torch.from_numpy(linear))
+    return model.numpy(), jacobian.numpy()
 
 
-def _chi2(
-    x: np.ndarray, flux: np.ndarray, weights: np.ndarray, theta0, linear, quadratic
-) -> np.ndarray:
-    model, _ = _model_and_jacobian(x, theta0, linear, quadratic)
-    return np.sum(weights * (flux - model) ** 2, axis=1)
+def _gauss_newton_terms(
+    jacobian: np.ndarray, weights: np.ndarray, residual: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """``J^T W J`` (n, K, K) and ``J^T W r`` (n, K) per star (torch bmm: numpy's stacked
+    matmul is an order of magnitude slower for these thin matrices)."""
+    import torch
+
+    jac = torch.from_numpy(jacobian)
+    weighted = jac * torch.from_numpy(weights)[..., None]
+    hessian = torch.bmm(weighted.transpose(1, 2), jac).numpy()
+    if residual is None:
+        return hessian, None
+    gradient = torch.bmm(weighted.transpose(1, 2), torch.from_numpy(residual)[..., None])
+    return hessian, gradient[..., 0].numpy()
 
 
 def _levenberg_marquardt(
@@ -412,9 +423,7 @@ def _levenberg_marquardt(
         if not np.any(active):
             break
         residual = flux[active] - model[active]
-        wj = weights[active][..., None] * jacobian[active]
-        hessian = np.einsum("npk,npl->nkl", wj, jacobian[active])
-        gradient = np.einsum("npk,np->nk", wj, residual)
+        hessian, gradient = _gauss_newton_terms(jacobian[active], weights[active], residual)
         diag = np.einsum("nkk->nk", hessian)
         damped = hessian + damping[active, None, None] * (diag[:, :, None] * eye + 1e-12 * eye)
         step = np.linalg.solve(damped, gradient[..., None])[..., 0]
@@ -435,7 +444,7 @@ def _levenberg_marquardt(
         damping[idx] = np.where(better, damping[idx] / 10.0, damping[idx] * 10.0)
         converged[idx[small]] = True
         converged[idx[damping[idx] > 1e10]] = True
-    hessian = np.einsum("npk,np,npl->nkl", jacobian, weights, jacobian)
+    hessian, _ = _gauss_newton_terms(jacobian, weights)
     return x, chi2, hessian, converged
 
 

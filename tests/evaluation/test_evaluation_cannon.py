@@ -108,6 +108,14 @@ def test_ridge_recovers_a_linear_truth_and_picks_alpha_on_validation():
     np.testing.assert_array_less(residual.std(axis=0), [15.0, 0.015])  # ~5% of the range
     assert peer.alphas["teff"] < 1e6  # huge alpha shrinks to the mean: validation rejects it
     assert errors.shape == prediction.shape
+    # the dual solution is sklearn's Ridge fitted on each label's known stars
+    from sklearn.linear_model import Ridge
+
+    known = np.isfinite(train[3][:, 1])
+    features = peer.scaling.transform(train[0], np.ones(train[0].shape, bool))
+    reference = Ridge(alpha=peer.alphas["fe_h"]).fit(features[known], train[3][known, 1])
+    expected = reference.predict(peer.scaling.transform(test[0], np.ones(test[0].shape, bool)))
+    np.testing.assert_allclose(prediction[:, 1], expected, rtol=0, atol=1e-6)
     assert errors[0, 1] == pytest.approx(peer.validation_scatter["fe_h"])
     # a masked pixel does not break the prediction
     flux, ivar, mask = (a.copy() for a in test[:3])

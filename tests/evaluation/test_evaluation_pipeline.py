@@ -122,7 +122,7 @@ def test_missing_test_split_is_refused():
     spectra, split = _spectra(n=240)
     split["split"] = "train"
     with pytest.raises(ValueError, match="test split"):
-        nodes.predict_ridge(spectra, split, LABELS, SETTINGS)
+        nodes.predict_ridge(spectra, split, None, LABELS, SETTINGS)
 
 
 def test_cannon_drops_the_sparsest_label_when_too_few_complete_stars():

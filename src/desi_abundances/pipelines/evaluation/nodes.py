@@ -90,10 +90,11 @@ def predict_network(
 
 
 def predict_ridge(
-    training_spectra: Spectra, data_split: pd.DataFrame, labels: list[str],
+    training_spectra: Spectra, data_split: pd.DataFrame, model_bundle: Any, labels: list[str],
     settings: dict[str, Any],
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Ridge peer: fitted on the train split, alpha per label on validation, applied to test.
+    Its inputs are the network's: pixels standardised by the bundle's median and IQR.
 
     Returns:
         predictions (TARGETID, ``<label>``, ``<label>_err``) and info (chosen alphas,
@@ -115,6 +116,10 @@ def predict_ridge(
         parts["validation"].flux, parts["validation"].ivar, parts["validation"].mask,
         label_values["validation"], labels,
         alphas=[float(a) for a in ridge_settings.get("alphas", [0.1, 1, 10, 100, 1000])],
+        scaling=peers.PixelScaling(
+            median=np.asarray(model_bundle.pixel_median, np.float64),
+            iqr=np.asarray(model_bundle.pixel_iqr, np.float64),
+        ) if model_bundle is not None else None,
     )
     values, errors = peer.predict(parts["test"].flux, parts["test"].ivar, parts["test"].mask)
     seconds = time.perf_counter() - start

@@ -26,7 +26,8 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             node(
                 nodes.predict_ridge,
-                inputs=["training_spectra", "data_split", "params:labels", "params:evaluation"],
+                inputs=["training_spectra", "data_split", "model_bundle", "params:labels",
+                        "params:evaluation"],
                 outputs=["ridge_test_predictions", "ridge_info"],
                 name="fit_and_predict_ridge",
             ),
