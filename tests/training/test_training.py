@@ -33,7 +33,8 @@ def data():
 
 def test_training_lowers_loss_and_learns(data):
     spectra, split, standardisation = data
-    bundle, result, metrics = fit_label_model(spectra, split, standardisation, LABELS, SETTINGS)
+    no_ridge = {**SETTINGS, "optimisation": {**SETTINGS["optimisation"], "ridge_init": False}}
+    bundle, result, metrics = fit_label_model(spectra, split, standardisation, LABELS, no_ridge)
     assert result.train_loss[-1] < result.train_loss[0] - 0.5
     assert min(result.validation_loss) < result.validation_loss[0] - 0.5
     assert set(metrics) >= {f"{n}_residual_std" for n in LABELS}
@@ -72,3 +73,21 @@ def test_node_outputs_for_mlflow_datasets(data):
     assert metrics["fe_h_residual_std"]["step"] == 0
     assert metrics["fe_h_residual_std"]["value"] > 0
     assert bundle.label_names == LABELS
+
+
+def test_ridge_initialised_skip_path_is_frozen_and_helps(data):
+    spectra, split, standardisation = data
+    short = {**SETTINGS, "optimisation": {**SETTINGS["optimisation"], "max_epochs": 1}}
+    with_ridge, result, metrics = fit_label_model(spectra, split, standardisation, LABELS,
+                                                  short)
+    no_ridge = {**short, "optimisation": {**short["optimisation"], "ridge_init": False}}
+    _, result_plain, metrics_plain = fit_label_model(spectra, split, standardisation, LABELS,
+                                                     no_ridge)
+    # after one epoch the ridge-initialised network is already far better
+    assert result.validation_mse[0] < 0.5 * result_plain.validation_mse[0]
+    assert metrics["fe_h_residual_std"] < metrics_plain["fe_h_residual_std"]
+    assert torch.count_nonzero(with_ridge.state_dict["skip.weight"]) > 0
+    # frozen: a longer run keeps the same skip weights
+    longer = {**SETTINGS, "optimisation": {**SETTINGS["optimisation"], "max_epochs": 4}}
+    again, _, _ = fit_label_model(spectra, split, standardisation, LABELS, longer)
+    assert torch.equal(again.state_dict["skip.weight"], with_ridge.state_dict["skip.weight"])

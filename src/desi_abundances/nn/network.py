@@ -49,7 +49,8 @@ class LabelNetwork(nn.Module):
     A linear map from the inputs straight to the label means (``linear_skip``) runs beside
     the MLP: label transfer from normalised spectra is close to linear near the training set
     (ridge regression already does well), so the MLP only has to learn the non-linear rest,
-    which trains faster and generalises better on small training sets.
+    which trains faster and generalises better on small training sets. Training initialises
+    it with the closed-form ridge solution (``nn.linear.fit_ridge``).
     """
 
     def __init__(self, n_inputs: int, n_labels: int, hidden_sizes: list[int],
@@ -64,13 +65,14 @@ class LabelNetwork(nn.Module):
             width = size
         self.body = nn.Sequential(*layers)
         self.head = nn.Linear(width, 2 * n_labels)
-        self.skip = nn.Linear(n_inputs, n_labels, bias=False) if linear_skip else None
+        self.skip = nn.Linear(n_inputs, n_labels) if linear_skip else None
         self.n_labels = n_labels
         with torch.no_grad():  # start near "predict the mean, unit variance"
             self.head.weight.mul_(0.1)
             self.head.bias.zero_()
             if self.skip is not None:
                 self.skip.weight.zero_()
+                self.skip.bias.zero_()
 
     def forward(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Standardised inputs (n, n_inputs) -> (mean, log_variance), each (n, n_labels)."""

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from desi_abundances.nn.linear import fit_ridge
 from desi_abundances.nn.loss import label_nll
 from desi_abundances.nn.network import LabelNetwork, build_network
 
@@ -29,6 +30,10 @@ DEFAULT_OPTIMISATION: dict[str, Any] = {
     "device": "auto",
     "num_threads": None,
     "progress_bar": True,
+    "early_stopping": "loss",
+    "ridge_init": True,
+    "ridge_alphas": [1.0e2, 1.0e3, 3.0e3, 1.0e4, 1.0e5],
+    "skip_learning_rate_factor": 0.0,
 }
 """Defaults of ``params:training.optimisation``.
 
@@ -37,6 +42,13 @@ noise_augmentation: each training batch adds Gaussian noise of u * (the spectrum
     lower S/N (down to 1/sqrt(1 + a^2) of it), which regularises and prepares it for faint
     stars.
 device: "auto" (CUDA when available, else CPU), "cpu" or "cuda".
+ridge_init: initialise the linear skip path with ridge regression (penalty per label from
+    ``ridge_alphas``, chosen on the validation split); the MLP then fits the residuals.
+skip_learning_rate_factor: learning rate of the skip path relative to the rest; 0 freezes it
+    at the ridge solution (Adam's fixed step size would otherwise scramble its small weights).
+early_stopping: the validation figure that early stopping (and the choice of the weights
+    kept) watches: "loss" (the training loss on the validation split) or "mse" (mean squared
+    standardised residual of the predicted means).
 """
 
 
@@ -60,6 +72,7 @@ class TrainingResult:
     network: LabelNetwork
     train_loss: list[float] = field(default_factory=list)
     validation_loss: list[float] = field(default_factory=list)
+    validation_mse: list[float] = field(default_factory=list)
     best_epoch: int = 0
     seconds: float = 0.0
     epochs_run: int = 0
@@ -104,19 +117,23 @@ def _to_tensors(arrays: TrainingArrays, device: torch.device) -> tuple[torch.Ten
 
 
 def evaluate_loss(network: LabelNetwork, arrays: TrainingArrays, device: torch.device,
-                  beta: float, batch_size: int = 2048) -> float:
-    """Mean loss over a split (no augmentation, eval mode), weighted by valid entries."""
+                  beta: float, batch_size: int = 2048) -> tuple[float, float]:
+    """(mean loss, mean squared standardised residual of the means) over a split, without
+    augmentation, in eval mode, averaged over the valid (star, label) entries."""
     network.eval()
     inputs, _, labels, errors = _to_tensors(arrays, device)
-    total, count = 0.0, 0
+    total, squared, count = 0.0, 0.0, 0
     with torch.no_grad():
         for start in range(0, len(arrays), batch_size):
             rows = slice(start, start + batch_size)
             mean, log_variance = network(inputs[rows])
-            n_valid = int((torch.isfinite(labels[rows]) & torch.isfinite(errors[rows])).sum())
+            valid = torch.isfinite(labels[rows]) & torch.isfinite(errors[rows])
+            n_valid = int(valid.sum())
             total += float(label_nll(mean, log_variance, labels[rows], errors[rows], beta)) * n_valid
+            residual = torch.where(valid, labels[rows] - mean, torch.zeros_like(mean))
+            squared += float((residual**2).sum())
             count += n_valid
-    return total / max(count, 1)
+    return total / max(count, 1), squared / max(count, 1)
 
 
 def train_network(architecture: dict[str, Any], train: TrainingArrays,
@@ -131,8 +148,25 @@ def train_network(architecture: dict[str, Any], train: TrainingArrays,
         torch.set_num_threads(int(settings["num_threads"]))
     seed_everything(int(settings["seed"]))
     device = select_device(settings["device"])
-    network = build_network(architecture).to(device)
-    optimiser = torch.optim.AdamW(network.parameters(), lr=settings["learning_rate"],
+    network = build_network(architecture)
+    if settings["ridge_init"] and network.skip is not None:
+        weight, bias, _ = fit_ridge(train.inputs, train.labels, validation.inputs,
+                                    validation.labels, settings["ridge_alphas"])
+        with torch.no_grad():
+            network.skip.weight.copy_(torch.from_numpy(weight))
+            network.skip.bias.copy_(torch.from_numpy(bias))
+    network = network.to(device)
+    skip_factor = float(settings["skip_learning_rate_factor"])
+    skip_parameters = list(network.skip.parameters()) if network.skip is not None else []
+    skip_ids = {id(p) for p in skip_parameters}
+    groups = [{"params": [p for p in network.parameters() if id(p) not in skip_ids]}]
+    if skip_parameters and skip_factor > 0:
+        groups.append({"params": skip_parameters,
+                       "lr": settings["learning_rate"] * skip_factor})
+    else:
+        for parameter in skip_parameters:
+            parameter.requires_grad_(False)
+    optimiser = torch.optim.AdamW(groups, lr=settings["learning_rate"],
                                   weight_decay=settings["weight_decay"])
     max_epochs, warmup = int(settings["max_epochs"]), int(settings["warmup_epochs"])
     scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -169,12 +203,15 @@ def train_network(architecture: dict[str, Any], train: TrainingArrays,
             n_batches += 1
         scheduler.step()
         train_loss = epoch_loss / max(n_batches, 1)
-        validation_loss = evaluate_loss(network, validation, device, beta)
+        validation_loss, validation_mse = evaluate_loss(network, validation, device, beta)
         result.train_loss.append(train_loss)
         result.validation_loss.append(validation_loss)
-        bar.set_postfix(train=f"{train_loss:.4f}", validation=f"{validation_loss:.4f}")
-        if validation_loss < best_loss - settings["min_delta"]:
-            best_loss, waited, result.best_epoch = validation_loss, 0, epoch
+        result.validation_mse.append(validation_mse)
+        bar.set_postfix(train=f"{train_loss:.4f}", validation=f"{validation_loss:.4f}",
+                        validation_mse=f"{validation_mse:.4f}")
+        monitored = validation_mse if settings["early_stopping"] == "mse" else validation_loss
+        if monitored < best_loss - settings["min_delta"]:
+            best_loss, waited, result.best_epoch = monitored, 0, epoch
             best_state = copy.deepcopy(network.state_dict())
         else:
             waited += 1
