@@ -11,7 +11,7 @@ DEFAULT_RIDGE_ALPHAS = (1e1, 1e2, 1e3, 1e4, 1e5)
 
 def fit_ridge(inputs: np.ndarray, labels: np.ndarray, validation_inputs: np.ndarray,
               validation_labels: np.ndarray, alphas: Sequence[float] = DEFAULT_RIDGE_ALPHAS,
-              n_imputation_rounds: int = 3) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+              n_imputation_rounds: int = 10) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Ridge weights per label, the penalty of each chosen on the validation split.
 
     One thin SVD of the centred training inputs (from the eigen-decomposition of the
@@ -42,7 +42,8 @@ def fit_ridge(inputs: np.ndarray, labels: np.ndarray, validation_inputs: np.ndar
     val_valid = np.isfinite(validation_labels)
     alphas = np.asarray(alphas, np.float64)
     chosen = np.full(n_labels, alphas[len(alphas) // 2])
-    for round_ in range(max(n_imputation_rounds, 1)):
+    for _ in range(max(n_imputation_rounds, 1)):
+        y_mean = filled.mean(axis=0)  # intercept over all rows (inputs are centred on all)
         projected_y = u.T @ (filled - y_mean)  # (r, n_labels)
         # validation error for every (alpha, label)
         errors = np.empty((alphas.size, n_labels))
