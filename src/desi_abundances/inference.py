@@ -606,12 +606,28 @@ class PartitionResult:
     error: str | None = None
 
 
-def set_torch_threads(n_threads: int | None) -> None:
-    """``torch.set_num_threads(n_threads)`` when given (torch imported only then)."""
-    if n_threads:
-        import torch
+def set_torch_threads(n_threads: int | None) -> int | None:
+    """``torch.set_num_threads(n_threads)`` when given (torch imported only then); returns
+    the previous number of threads (None when nothing was changed)."""
+    if not n_threads:
+        return None
+    import torch
 
-        torch.set_num_threads(int(n_threads))
+    previous = torch.get_num_threads()
+    torch.set_num_threads(int(n_threads))
+    return previous
+
+
+def synchronous_torch_threads(settings: InferenceSettings) -> int | None:
+    """Torch threads of a synchronous run: ``torch_threads`` when set; otherwise, when a
+    reader thread prepares the next coadds (``prefetch`` > 0), all cores but the one it
+    uses, so that the two do not oversubscribe the CPU; else torch's default."""
+    if settings.torch_threads:
+        return int(settings.torch_threads)
+    if settings.prefetch > 0:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        return max(1, (cores or 2) - 1)
+    return None
 
 
 def write_partition(
@@ -905,8 +921,9 @@ def run_inference(
     def finish(prepared: PreparedPartition) -> PartitionResult:
         return write_partition(prepared, predictor, settings, per_coadd_dir, fingerprint)
 
+    previous_torch_threads = None
     if settings.scheduler == "synchronous":
-        set_torch_threads(settings.torch_threads)
+        previous_torch_threads = set_torch_threads(synchronous_torch_threads(settings))
         results = _run_synchronous(plan.todo, prepare, finish, settings.prefetch)
     else:
         results = _run_on_dask(plan.todo, loaders, predictor, velocities, settings, per_coadd_dir, fingerprint)
@@ -929,6 +946,7 @@ def run_inference(
         progress.close()
         if hasattr(results, "close"):
             results.close()
+        set_torch_threads(previous_torch_threads)
     seconds = time.perf_counter() - start
     report["seconds"] = round(seconds, 3)
     report["spectra_per_s"] = round(report["n_spectra_predicted"] / max(seconds, 1e-9), 1)
