@@ -372,22 +372,27 @@ def quality_flags(
 
 def median_snr(coadd: Any) -> np.ndarray:
     """Median S/N per pixel over the good pixels of all arms, (n_spectra,) float32; 0 when
-    none. Same values as ``spectra.median_snr`` (a tested identity), four times faster: one
-    row sort instead of ``np.nanmedian``."""
-    from desi_abundances.spectra import good_pixels
-
-    parts, n_good = [], 0
-    for data in coadd.arms.values():
-        good = good_pixels(data.flux, data.ivar, data.mask)
+    none. Same values as ``spectra.median_snr`` (a tested identity), several times faster:
+    one row sort of a preallocated array instead of ``np.nanmedian``."""
+    arms = list(coadd.arms.values())
+    n_spectra = coadd.n_spectra
+    ratios = np.empty((n_spectra, sum(arm.flux.shape[1] for arm in arms)), np.float32)
+    n_good = np.zeros(n_spectra, np.int64)
+    column = 0
+    for arm in arms:
+        out = ratios[:, column : column + arm.flux.shape[1]]
+        column += arm.flux.shape[1]
+        good = np.isfinite(arm.flux)
+        good &= np.isfinite(arm.ivar)
+        good &= arm.ivar > 0
+        good &= arm.mask == 0
         with np.errstate(invalid="ignore", over="ignore"):
-            ratio = data.flux * np.sqrt(np.where(good, data.ivar, 0).astype(np.float32))
-        ratio[~good] = np.inf  # sorted after every good value
-        parts.append(ratio)
-        n_good = n_good + good.sum(axis=1)
-    ratios = np.concatenate(parts, axis=1)
+            np.sqrt(arm.ivar, out=out)
+            out *= arm.flux
+        np.copyto(out, np.float32(np.inf), where=~good)  # sorted after every good value
+        n_good += good.sum(axis=1)
     ratios.sort(axis=1)
-    rows = np.arange(ratios.shape[0])
-    n_good = np.asarray(n_good)
+    rows = np.arange(n_spectra)
     low = ratios[rows, np.maximum((n_good - 1) // 2, 0)]
     high = ratios[rows, np.maximum(n_good // 2, 0)]
     with np.errstate(invalid="ignore", over="ignore"):

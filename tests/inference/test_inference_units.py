@@ -142,6 +142,8 @@ def test_median_snr_equals_the_shared_definition():
         arm.ivar[rng.random(arm.ivar.shape) < 0.2] = 0
         arm.mask[rng.random(arm.mask.shape) < 0.1] = 4
         arm.flux[0, :3] = np.nan
+        arm.ivar[1, :2] = [-1.0, np.inf]
+        arm.ivar[2, 5] = np.nan
     for arm in coadd.arms.values():  # row 5: no good pixel at all; row 6: an even count
         arm.ivar[5] = 0
     coadd.arms["B"].ivar[6, :] = 0
