@@ -91,3 +91,20 @@ def test_ridge_initialised_skip_path_is_frozen_and_helps(data):
     longer = {**SETTINGS, "optimisation": {**SETTINGS["optimisation"], "max_epochs": 4}}
     again, _, _ = fit_label_model(spectra, split, standardisation, LABELS, longer)
     assert torch.equal(again.state_dict["skip.weight"], with_ridge.state_dict["skip.weight"])
+
+
+def test_principal_component_inputs_round_trip(data, tmp_path):
+    from desi_abundances.io.model_bundle import ModelBundleDataset
+
+    spectra, split, standardisation = data
+    pca = {**SETTINGS, "architecture": {**SETTINGS["architecture"], "input_components": 16},
+           "optimisation": {**SETTINGS["optimisation"], "max_epochs": 30}}
+    bundle, result, metrics = fit_label_model(spectra, split, standardisation, LABELS, pca)
+    assert bundle.architecture["input_components"] == 16
+    assert bundle.state_dict["projection.weight"].shape == (16, spectra.wavelength.size)
+    assert metrics["fe_h_residual_std"] < 0.15
+    dataset = ModelBundleDataset(str(tmp_path / "b.safetensors"))
+    dataset.save(bundle)
+    test = spectra.select(split_rows(spectra, split, "test"))
+    np.testing.assert_allclose(predict_labels(dataset.load(), test)["fe_h"],
+                               predict_labels(bundle, test)["fe_h"])

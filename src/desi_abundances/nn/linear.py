@@ -2,6 +2,7 @@
 initialise the network's linear skip path (the MLP then learns only what is non-linear)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -9,9 +10,35 @@ import numpy as np
 DEFAULT_RIDGE_ALPHAS = (1e1, 1e2, 1e3, 1e4, 1e5)
 
 
+@dataclass(frozen=True)
+class CentredSVD:
+    """Thin SVD of the centred training inputs: inputs - mean = u diag(s) vt."""
+
+    mean: np.ndarray  # (n_pixels,)
+    u: np.ndarray  # (n, r)
+    s: np.ndarray  # (r,)
+    vt: np.ndarray  # (r, n_pixels)
+
+    @staticmethod
+    def of(inputs: np.ndarray) -> CentredSVD:
+        inputs = np.asarray(inputs, np.float32)
+        mean = inputs.mean(axis=0)
+        u, s, vt = _thin_svd(inputs - mean)
+        return CentredSVD(mean=mean, u=u, s=s, vt=vt)
+
+    def whitening(self, n_components: int) -> tuple[np.ndarray, np.ndarray]:
+        """Weight (k, n_pixels) and bias (k,) mapping inputs to their first k principal
+        component scores scaled to unit variance over the training set."""
+        k = min(int(n_components), self.s.size)
+        scale = np.sqrt(max(self.u.shape[0] - 1, 1)) / self.s[:k]
+        weight = (self.vt[:k] * scale[:, None].astype(np.float32)).astype(np.float32)
+        return weight, (-(weight @ self.mean)).astype(np.float32)
+
+
 def fit_ridge(inputs: np.ndarray, labels: np.ndarray, validation_inputs: np.ndarray,
               validation_labels: np.ndarray, alphas: Sequence[float] = DEFAULT_RIDGE_ALPHAS,
-              n_imputation_rounds: int = 10) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+              n_imputation_rounds: int = 10, svd: CentredSVD | None = None,
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Ridge weights per label, the penalty of each chosen on the validation split.
 
     One thin SVD of the centred training inputs (from the eigen-decomposition of the
@@ -25,14 +52,14 @@ def fit_ridge(inputs: np.ndarray, labels: np.ndarray, validation_inputs: np.ndar
         labels: (n, n_labels) standardised labels, NaN where missing.
         validation_inputs, validation_labels: the same for the validation split.
         alphas: penalties tried per label (input units: standardised pixels).
+        svd: a precomputed :class:`CentredSVD` of ``inputs`` (computed when None).
 
     Returns:
         weight (n_labels, n_pixels), bias (n_labels,), chosen alpha (n_labels,); float32.
         Labels without any valid value get zero weights.
     """
-    centred = np.asarray(inputs, np.float32) - np.asarray(inputs, np.float32).mean(axis=0)
-    x_mean = np.asarray(inputs, np.float32).mean(axis=0)
-    u, s, vt = _thin_svd(centred)
+    svd = CentredSVD.of(inputs) if svd is None else svd
+    x_mean, u, s, vt = svd.mean, svd.u, svd.s, svd.vt
     n_labels = labels.shape[1]
     valid = np.isfinite(labels)
     y_mean = np.array([labels[valid[:, j], j].mean() if valid[:, j].any() else 0.0

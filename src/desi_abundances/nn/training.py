@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from desi_abundances.nn.linear import fit_ridge
+from desi_abundances.nn.linear import CentredSVD, fit_ridge
 from desi_abundances.nn.loss import label_nll
 from desi_abundances.nn.network import LabelNetwork, build_network
 
@@ -149,9 +149,20 @@ def train_network(architecture: dict[str, Any], train: TrainingArrays,
     seed_everything(int(settings["seed"]))
     device = select_device(settings["device"])
     network = build_network(architecture)
+    needs_svd = network.projection is not None or (settings["ridge_init"]
+                                                   and network.skip is not None)
+    svd = CentredSVD.of(train.inputs) if needs_svd else None
+    if network.projection is not None:
+        weight, bias = svd.whitening(network.projection.out_features)
+        if weight.shape[0] < network.projection.out_features:
+            raise ValueError(f"input_components {network.projection.out_features} exceeds the "
+                             f"rank {weight.shape[0]} of the training inputs")
+        with torch.no_grad():
+            network.projection.weight.copy_(torch.from_numpy(weight))
+            network.projection.bias.copy_(torch.from_numpy(bias))
     if settings["ridge_init"] and network.skip is not None:
         weight, bias, _ = fit_ridge(train.inputs, train.labels, validation.inputs,
-                                    validation.labels, settings["ridge_alphas"])
+                                    validation.labels, settings["ridge_alphas"], svd=svd)
         with torch.no_grad():
             network.skip.weight.copy_(torch.from_numpy(weight))
             network.skip.bias.copy_(torch.from_numpy(bias))
@@ -159,7 +170,8 @@ def train_network(architecture: dict[str, Any], train: TrainingArrays,
     skip_factor = float(settings["skip_learning_rate_factor"])
     skip_parameters = list(network.skip.parameters()) if network.skip is not None else []
     skip_ids = {id(p) for p in skip_parameters}
-    groups = [{"params": [p for p in network.parameters() if id(p) not in skip_ids]}]
+    groups = [{"params": [p for p in network.parameters()
+                          if id(p) not in skip_ids and p.requires_grad]}]
     if skip_parameters and skip_factor > 0:
         groups.append({"params": skip_parameters,
                        "lr": settings["learning_rate"] * skip_factor})
