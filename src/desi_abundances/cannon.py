@@ -26,11 +26,15 @@ Gauss-Newton Hessian ``J^T W J`` at the optimum (the formal Cannon uncertainty).
 """
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass, field
 from itertools import combinations_with_replacement
 from typing import Sequence
 
 import numpy as np
+
+LOGGER = logging.getLogger(__name__)
 
 
 # --- design --------------------------------------------------------------------------------
@@ -293,7 +297,13 @@ def train_cannon(
             cache[k] = values
         return values
 
+    started = time.perf_counter()
     for iteration in range(n_scatter_iterations + 1):
+        LOGGER.info(
+            "The Cannon: coefficient pass %d/%d (%d stars, %d pixels, %d terms), %.0f s so far",
+            iteration + 1, n_scatter_iterations + 1, n_stars, int(pixel_used.sum()), n_terms,
+            time.perf_counter() - started,
+        )
         for pixels in _chunks(n_pixels, pixel_chunk):
             used = np.nonzero(pixel_used[pixels])[0] + pixels.start
             if used.size == 0:
@@ -437,9 +447,10 @@ def _levenberg_marquardt(
         x[accepted] = trial[better]
         model[accepted] = trial_model[better]
         jacobian[accepted] = trial_jacobian[better]
-        # converged: an accepted step that changed chi^2 by less than tolerance (relative),
-        # or damping so large that no step helps any more
-        small = better & (improvement <= tolerance * np.maximum(trial_chi2, 1e-30))
+        # converged: an accepted step that lowered chi^2 by less than tolerance (absolute;
+        # a change of d in chi^2 is a step of ~sqrt(d) sigma), or damping so large that no
+        # step helps any more
+        small = better & (improvement <= tolerance)
         chi2[accepted] = trial_chi2[better]
         damping[idx] = np.where(better, damping[idx] / 10.0, damping[idx] * 10.0)
         converged[idx[small]] = True
@@ -454,7 +465,7 @@ def fit_labels(
     ivar: np.ndarray,
     initial_labels: np.ndarray | None = None,
     max_iterations: int = 50,
-    tolerance: float = 1e-8,
+    tolerance: float = 1e-3,
     bound: float = 10.0,
     star_chunk: int = 64,
 ) -> CannonFit:
@@ -465,7 +476,8 @@ def fit_labels(
         flux, ivar: (n_stars, n_pixels) on the training grid; ivar 0 = masked.
         initial_labels: (n_starts, K) or (n_stars, n_starts, K) physical starting points; the
             start with the lowest final chi^2 wins. Default: the pivots.
-        max_iterations, tolerance: LM stopping rules (relative chi^2 change).
+        max_iterations, tolerance: LM stopping rules; tolerance is the absolute chi^2
+            decrease below which an accepted step ends the fit (1e-3: ~0.03 sigma).
         bound: scaled labels are kept within +-bound (scales are ~1/4 of the 95% range).
         star_chunk: stars per vectorised batch (memory ~ 8 * star_chunk * n_pixels * K * 3 B).
 

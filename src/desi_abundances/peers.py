@@ -359,6 +359,6 @@ def predict_cannon_peer(
         usable_ivar(flux, ivar, mask),
         initial_labels=np.array(starts),
         max_iterations=int(settings.get("max_iterations", 50)),
-        tolerance=float(settings.get("tolerance", 1e-8)),
+        tolerance=float(settings.get("chi2_tolerance", 1e-3)),
         star_chunk=int(settings.get("test_star_chunk", 64)),
     )
