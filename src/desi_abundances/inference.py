@@ -19,8 +19,9 @@ bit   name                    set when
 1     NO_RADIAL_VELOCITY      no usable VRAD (not in the MWS catalogue, RVS_WARN != 0 or not
                               SUCCESS): the spectrum could not be shifted to the rest frame
 2     FAR_FROM_TRAINING       ``input_distance`` > the bundle's ``ood_threshold``
-3     LABEL_OUT_OF_RANGE      a label lies outside the training range [label_min, label_max]
-                              (which ones: bits of ``label_range_flag``, bit i = label i)
+3     LABEL_OUT_OF_RANGE      a label (of ``flags.range_labels``, default all) lies outside
+                              the training range [label_min, label_max] (which ones: bits of
+                              ``label_range_flag``, bit i = label i, every label)
 4     BAD_FIBERSTATUS         COADD_FIBERSTATUS != 0
 5     NO_PREDICTION           a label, its error or the input distance is not finite
 ====  ======================  ==============================================================
@@ -87,9 +88,16 @@ class FlagSettings:
 
     Attributes:
         min_snr: spectra with median S/N per pixel below this get LOW_SNR.
+        range_labels: labels whose leaving the training range sets LABEL_OUT_OF_RANGE in
+            ``flag`` (None: every label); ``label_range_flag`` always has every label's bit.
     """
 
     min_snr: float = 10.0
+    range_labels: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.range_labels is not None:
+            object.__setattr__(self, "range_labels", tuple(self.range_labels))
 
 
 @dataclass(frozen=True)
@@ -356,7 +364,7 @@ def quality_flags(
         "LOW_SNR": table["snr"].to_numpy(np.float64) < flags.min_snr,
         "NO_RADIAL_VELOCITY": ~np.isfinite(table["vrad_kms"].to_numpy(np.float64)),
         "FAR_FROM_TRAINING": distance > ood_threshold,
-        "LABEL_OUT_OF_RANGE": outside.any(axis=1),
+        "LABEL_OUT_OF_RANGE": outside[:, _range_columns(label_names, flags.range_labels)].any(axis=1),
         "BAD_FIBERSTATUS": table["COADD_FIBERSTATUS"].to_numpy() != 0,
         "NO_PREDICTION": ~(
             np.isfinite(values[:, trained]).all(axis=1)
@@ -368,6 +376,20 @@ def quality_flags(
     for name, is_set in bits.items():
         flag |= np.where(is_set, np.int32(1 << FLAG_BITS[name]), np.int32(0))
     return flag, label_range_flag
+
+
+def _range_columns(label_names: Sequence[str], range_labels: Sequence[str] | None) -> np.ndarray:
+    """Indices of the labels that set LABEL_OUT_OF_RANGE.
+
+    Raises:
+        ValueError: naming a ``flags.range_labels`` entry the model does not predict.
+    """
+    if range_labels is None:
+        return np.arange(len(label_names))
+    unknown = [label for label in range_labels if label not in label_names]
+    if unknown:
+        raise ValueError(f"params:inference.flags.range_labels {unknown} are not labels of the model")
+    return np.array([list(label_names).index(label) for label in range_labels], dtype=int)
 
 
 def median_snr(coadd: Any) -> np.ndarray:

@@ -95,6 +95,14 @@ def test_quality_flags_each_bit():
         bit["NO_PREDICTION"],
     ]
     assert list(range_flag) == [0, 0, 0, 0b10, 0, 0]
+    # only label a sets LABEL_OUT_OF_RANGE: row 3 (b off range) keeps its range bit only
+    flag_a, range_a = quality_flags(
+        table, ["a", "b"], np.array([0.0, 0.0]), np.array([1.0, 1.0]), 5.0,
+        FlagSettings(min_snr=10, range_labels=["a"]),
+    )
+    assert flag_a[3] == bit["FAR_FROM_TRAINING"] and list(range_a) == list(range_flag)
+    with pytest.raises(ValueError, match=r"\['c'\] are not labels"):
+        quality_flags(table, ["a", "b"], np.zeros(2), np.ones(2), 5.0, FlagSettings(range_labels=["c"]))
 
 
 def test_predict_coadd_selects_catalogue_stars_and_flags():
