@@ -36,7 +36,7 @@ def save_bundle(bundle: ModelBundle, path: str | Path) -> None:
         for name, tensor in bundle.state_dict.items()
     }
     for name in ARRAY_FIELDS:
-        tensors[name] = torch.from_numpy(np.ascontiguousarray(getattr(bundle, name)))
+        tensors[name] = torch.from_numpy(np.array(getattr(bundle, name)))  # a writable copy
     meta = {name: getattr(bundle, name) for name in JSON_FIELDS}
     meta["ood_threshold"] = float(meta["ood_threshold"])
     meta["is_mock"] = bool(meta["is_mock"])
