@@ -146,6 +146,8 @@ def test_train_emulator_end_to_end_on_a_tiny_library(tmp_path):
     report = train_emulator(library_dir, out, TrainingSettings(hidden=(4,), max_epochs=20, patience=10))
     assert report["n_spectra"] == {"train": 16, "validation": 2, "test": 2}
     assert set(report["test_flux_error"]) == {"B", "R", "Z"}
+    desi = report["test_flux_error_desi_resolution"]
+    assert desi is None or set(desi) == {"B", "R", "Z"}
     model = EmulatorSpectralModel(out)
     assert model.label_names == ["teff", "logg", "fe_h"]  # ci_fe is not an input
     assert model.metadata["library_version"]["n_spectra"] == 20

@@ -136,6 +136,8 @@ def train_emulator(library_dir: Path, out_path: Path, settings: TrainingSettings
             np.broadcast_to(d["flux"][masks["train"]].mean(0), predicted.shape),
             d["flux"][masks["test"]], d["wavelength"])
         report["test_flux_error"] = errors
+        report["test_flux_error_desi_resolution"] = emu_data.flux_error_at_desi_resolution(
+            predicted, d["flux"][masks["test"]], d["wavelength"], settings.resolving_power)
         report["test_flux_error_of_mean_spectrum"] = baseline
         report["meets_criterion"] = meets_criterion(errors)
     report["seconds"] = round(time.time() - start, 1)
