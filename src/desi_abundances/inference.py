@@ -32,7 +32,6 @@ import fnmatch
 import hashlib
 import json
 import logging
-import math
 import os
 import re
 import time

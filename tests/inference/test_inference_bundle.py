@@ -3,11 +3,13 @@ real coadd files on DESI's grids, the MWS RVTAB as FITS, the bundle as safetenso
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
 from astropy.io import fits
 from kedro.io import DataCatalog
 from kedro.runner import SequentialRunner
@@ -17,7 +19,6 @@ from desi_abundances.inference import (
     FLAG_BITS,
     BundleMismatchError,
     BundlePredictor,
-    InferenceError,
     bundle_fingerprint,
 )
 from desi_abundances.io.desi_coadd import DesiCoaddDataset
@@ -30,6 +31,7 @@ from desi_abundances.spectra import ArmSpectra, CoaddSpectra
 from inference_fakes import partition_id, rvtab
 
 LABELS = ["teff", "logg", "fe_h"]
+PROJECT = Path(__file__).resolve().parents[2]
 
 
 def tiny_bundle(n_pixels: int | None = None, labels=LABELS, seed: int = 0) -> ModelBundle:
@@ -98,11 +100,7 @@ def project(tmp_path_factory):
 
 def catalog_for(root, bundle_path=None, **params) -> DataCatalog:
     """The entries of conf/base/catalog_inference.yml with paths under ``root``."""
-    import yaml
-
-    from pathlib import Path
-
-    config = yaml.safe_load(Path("conf/base/catalog_inference.yml").read_text())
+    config = yaml.safe_load((PROJECT / "conf" / "base" / "catalog_inference.yml").read_text())
     config["inference_coadds"]["path"] = str(root / "healpix")
     config["mws_radial_velocities"]["filepath"] = str(root / "mws.fits")
     config["inference_report"]["filepath"] = str(root / "out" / "inference_report.json")
@@ -170,8 +168,13 @@ def test_a_bundle_predicts_the_same_after_pickling(project):
     """What a Dask worker receives (a pickled predictor, network rebuilt) predicts the same."""
     import pickle
 
-    from desi_abundances.inference import finish_partition, prepare_partition, InferenceSettings
-    from desi_abundances.inference import RadialVelocityLookup, radial_velocity_table
+    from desi_abundances.inference import (
+        InferenceSettings,
+        RadialVelocityLookup,
+        finish_partition,
+        prepare_partition,
+        radial_velocity_table,
+    )
 
     coadd = desi_coadd(10010)
     predictor = BundlePredictor(tiny_bundle())
