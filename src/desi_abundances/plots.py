@@ -14,6 +14,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
 from desi_abundances.constants import label_unit
@@ -86,7 +87,8 @@ def one_to_one(
         pad = 0.05 * (high - low) if high > low else 0.5
         limits = (low - pad, high + pad)
         bins = max(10, min(60, int(np.sqrt(ref.size) * 1.5)))
-        ax.hist2d(ref, pred, bins=bins, range=[limits, limits], cmap="Greys", cmin=1)
+        ax.hist2d(ref, pred, bins=bins, range=[limits, limits], cmap="viridis", cmin=1,
+                  norm=LogNorm(vmin=1))
         ax.plot(limits, limits, color="C3", lw=0.8)
         ax.set_xlim(limits)
         ax.set_ylim(limits)
@@ -96,7 +98,8 @@ def one_to_one(
             f"bias {residual.mean():+.3g}\nrobust std {robust_std(residual):.3g}\nn {ref.size}",
             transform=ax.transAxes, va="top", fontsize=7,
         )
-    fig.suptitle(_title(f"{METHOD_LABELS.get(method, method)} vs APOGEE, test stars", is_mock))
+    fig.suptitle(_title(f"{METHOD_LABELS.get(method, method)} vs APOGEE, test stars "
+                        "(stars per bin, log colour scale)", is_mock))
     fig.tight_layout()
     return fig
 
@@ -296,7 +299,8 @@ def uncertainty_calibration(
     ax.set_ylabel("coverage (fraction)", fontsize=8)
     ax.set_title("coverage (lines: nominal)", fontsize=8)
     ax.legend(fontsize=5)
-    fig.suptitle(_title("Uncertainty calibration of the test stars", is_mock))
+    fig.suptitle(_title("Uncertainty calibration of the test stars "
+                        "(z = (pred - APOGEE) / combined sigma; |z| > 5 in the end bins)", is_mock))
     fig.tight_layout()
     return fig
 
