@@ -38,7 +38,7 @@ class CentredSVD:
 def fit_ridge(inputs: np.ndarray, labels: np.ndarray, validation_inputs: np.ndarray,
               validation_labels: np.ndarray, alphas: Sequence[float] = DEFAULT_RIDGE_ALPHAS,
               n_imputation_rounds: int = 10, svd: CentredSVD | None = None,
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Ridge weights per label, the penalty of each chosen on the validation split.
 
     One thin SVD of the centred training inputs (from the eigen-decomposition of the
@@ -55,8 +55,11 @@ def fit_ridge(inputs: np.ndarray, labels: np.ndarray, validation_inputs: np.ndar
         svd: a precomputed :class:`CentredSVD` of ``inputs`` (computed when None).
 
     Returns:
-        weight (n_labels, n_pixels), bias (n_labels,), chosen alpha (n_labels,); float32.
-        Labels without any valid value get zero weights.
+        weight (n_labels, n_pixels), bias (n_labels,), chosen alpha (n_labels,), and the
+        leave-one-out predictions for the training rows (n, n_labels) from the closed form
+        y - (y - y_fit) / (1 - h_ii): what the ridge would predict for a star it had not
+        seen, so a model stacked on it learns from honest, out-of-sample residuals.
+        float32. Labels without any valid value get zero weights (and predictions).
     """
     svd = CentredSVD.of(inputs) if svd is None else svd
     x_mean, u, s, vt = svd.mean, svd.u, svd.s, svd.vt
@@ -85,9 +88,13 @@ def fit_ridge(inputs: np.ndarray, labels: np.ndarray, validation_inputs: np.ndar
         filled = np.where(valid, labels, fitted)
     weight = (vt.T @ coefficients).T  # (n_labels, n_pixels)
     bias = y_mean - weight @ x_mean
+    shrink = s[:, None] ** 2 / (s[:, None] ** 2 + chosen[None, :])  # (r, n_labels)
+    leverage = (u**2) @ shrink + 1.0 / u.shape[0]  # (n, n_labels), incl. the intercept
+    leave_one_out = filled - (filled - fitted) / np.maximum(1.0 - leverage, 1e-3)
     empty = ~valid.any(axis=0)
-    weight[empty], bias[empty] = 0.0, 0.0
-    return weight.astype(np.float32), bias.astype(np.float32), chosen.astype(np.float32)
+    weight[empty], bias[empty], leave_one_out[:, empty] = 0.0, 0.0, 0.0
+    return (weight.astype(np.float32), bias.astype(np.float32), chosen.astype(np.float32),
+            leave_one_out.astype(np.float32))
 
 
 def _thin_svd(matrix: np.ndarray, rcond: float = 1e-6) -> tuple[np.ndarray, np.ndarray,

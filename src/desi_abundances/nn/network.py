@@ -48,16 +48,16 @@ def architecture_for(n_inputs: int, n_labels: int, settings: dict[str, Any] | No
 class LabelNetwork(nn.Module):
     """MLP ``n_inputs -> hidden_sizes -> 2 n_labels`` (mean, log-variance per label).
 
-    A linear map from the inputs straight to the label means (``linear_skip``) runs beside
-    the MLP: label transfer from normalised spectra is close to linear near the training set
-    (ridge regression already does well), so the MLP only has to learn the non-linear rest,
-    which trains faster and generalises better on small training sets. Training initialises
-    it with the closed-form ridge solution (``nn.linear.fit_ridge``).
+    A linear map from the pixels straight to the label means (``linear_skip``) runs beside
+    the MLP: label transfer from normalised spectra is close to linear near the training
+    set, so training sets it to the closed-form ridge solution (``nn.linear.fit_ridge``,
+    then frozen) and the MLP learns only the non-linear rest.
 
     With ``input_components`` k > 0 the MLP reads the first k whitened principal components
-    of the training inputs (a fixed linear map set at training time) instead of the raw
-    pixels: with a few thousand training stars and 7,781 pixels that removes most of the
-    room to overfit pixel noise and makes the network several times cheaper.
+    of the training inputs (a fixed linear layer, ``projection``, set at training time)
+    instead of the pixels: with a few thousand training stars and 7,781 pixels that removes
+    most of the room to fit pixel noise, lets training run on (n, k) arrays (fast on a CPU)
+    and makes the forward pass cheap.
     """
 
     def __init__(self, n_inputs: int, n_labels: int, hidden_sizes: list[int],
@@ -88,14 +88,22 @@ class LabelNetwork(nn.Module):
                 self.skip.weight.zero_()
                 self.skip.bias.zero_()
 
-    def forward(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Standardised inputs (n, n_inputs) -> (mean, log_variance), each (n, n_labels)."""
-        features = inputs if self.projection is None else self.projection(inputs)
+    def features(self, inputs: torch.Tensor) -> torch.Tensor:
+        """What the MLP reads: the inputs or their principal components."""
+        return inputs if self.projection is None else self.projection(inputs)
+
+    def mlp(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The MLP's (mean, log_variance) from :meth:`features`, without the skip path."""
         out = self.head(self.body(features))
         mean, log_variance = out[:, : self.n_labels], out[:, self.n_labels :]
+        return mean, log_variance.clamp(-14.0, 6.0)
+
+    def forward(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Standardised inputs (n, n_inputs) -> (mean, log_variance), each (n, n_labels)."""
+        mean, log_variance = self.mlp(self.features(inputs))
         if self.skip is not None:
             mean = mean + self.skip(inputs)
-        return mean, log_variance.clamp(-14.0, 6.0)
+        return mean, log_variance
 
 
 def build_network(architecture: dict[str, Any]) -> LabelNetwork:

@@ -160,12 +160,15 @@ def train_network(architecture: dict[str, Any], train: TrainingArrays,
         with torch.no_grad():
             network.projection.weight.copy_(torch.from_numpy(weight))
             network.projection.bias.copy_(torch.from_numpy(bias))
+    skip_train = None  # out-of-sample skip-path predictions for the training rows
     if settings["ridge_init"] and network.skip is not None:
-        weight, bias, _ = fit_ridge(train.inputs, train.labels, validation.inputs,
-                                    validation.labels, settings["ridge_alphas"], svd=svd)
+        weight, bias, _, leave_one_out = fit_ridge(
+            train.inputs, train.labels, validation.inputs, validation.labels,
+            settings["ridge_alphas"], svd=svd)
         with torch.no_grad():
             network.skip.weight.copy_(torch.from_numpy(weight))
             network.skip.bias.copy_(torch.from_numpy(bias))
+        skip_train = torch.from_numpy(leave_one_out)
     network = network.to(device)
     skip_factor = float(settings["skip_learning_rate_factor"])
     skip_parameters = list(network.skip.parameters()) if network.skip is not None else []
@@ -186,6 +189,36 @@ def train_network(architecture: dict[str, Any], train: TrainingArrays,
     generator = torch.Generator(device="cpu").manual_seed(int(settings["seed"]))
     noise_generator = torch.Generator(device=device).manual_seed(int(settings["seed"]) + 1)
     inputs, noise, labels, errors = _to_tensors(train, device)
+    frozen_skip = network.skip is not None and skip_factor <= 0
+    skip_noise = None
+    if frozen_skip:
+        # The skip path is fixed: its training-row outputs are precomputed, as leave-one-out
+        # ridge predictions when it is the ridge (the MLP then learns from out-of-sample
+        # residuals, not from the ridge's optimistic in-sample ones); augmentation noise
+        # reaches it as an extra Gaussian of the propagated width per label.
+        with torch.no_grad():
+            if skip_train is None:
+                skip_train = network.skip(inputs).cpu()
+            skip_noise = torch.sqrt((noise**2) @ (network.skip.weight.detach() ** 2).T)
+        skip_train = skip_train.to(device)
+    if network.projection is not None:
+        # the projection is fixed: train on the (n, k) components, with the augmentation
+        # noise mapped into component space (per component, ignoring the small correlations
+        # between components that pixel noise induces)
+        with torch.no_grad():
+            inputs = network.features(inputs)
+            noise = torch.sqrt((noise**2) @ (network.projection.weight.detach() ** 2).T)
+
+    def forward(batch: torch.Tensor, rows: torch.Tensor, scale: torch.Tensor | None):
+        if not frozen_skip:
+            return network(batch)
+        mean, log_variance = network.mlp(network.features(batch)
+                                         if network.projection is None else batch)
+        mean = mean + skip_train[rows]
+        if scale is not None:
+            mean = mean + scale * skip_noise[rows] * torch.randn(
+                mean.shape, generator=noise_generator, device=device)
+        return mean, log_variance
     beta, batch_size = float(settings["nll_beta"]), int(settings["batch_size"])
     augmentation = float(settings["noise_augmentation"])
 
@@ -200,13 +233,13 @@ def train_network(architecture: dict[str, Any], train: TrainingArrays,
         epoch_loss, n_batches = 0.0, 0
         for start in range(0, len(train), batch_size):
             rows = order[start:start + batch_size]
-            batch = inputs[rows]
+            batch, scale = inputs[rows], None
             if augmentation > 0:
                 scale = torch.rand((rows.numel(), 1), generator=noise_generator,
                                    device=device) * augmentation
                 batch = batch + scale * noise[rows] * torch.randn(
                     batch.shape, generator=noise_generator, device=device)
-            mean, log_variance = network(batch)
+            mean, log_variance = forward(batch, rows, scale)
             loss = label_nll(mean, log_variance, labels[rows], errors[rows], beta)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
