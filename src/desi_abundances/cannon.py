@@ -394,6 +394,12 @@ def _model_and_jacobian(
     return model.numpy(), jacobian.numpy()
 
 
+def _chi2_at(x, flux, weights, theta0, linear, quadratic) -> np.ndarray:
+    """chi^2 per star at scaled labels x (n, K)."""
+    model, _ = _model_and_jacobian(np.clip(x, -1e3, 1e3), theta0, linear, quadratic)
+    return np.sum(weights * (flux - model) ** 2, axis=1)
+
+
 def _gauss_newton_terms(
     jacobian: np.ndarray, weights: np.ndarray, residual: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray | None]:
@@ -468,14 +474,21 @@ def fit_labels(
     tolerance: float = 1e-3,
     bound: float = 10.0,
     star_chunk: int = 64,
+    lm_starts: int | None = 2,
+    retry_reduced_chi2: float = 2.0,
 ) -> CannonFit:
     """Labels of each star by Levenberg-Marquardt on the Cannon's chi^2.
 
     Args:
         model: a trained :class:`CannonModel`.
         flux, ivar: (n_stars, n_pixels) on the training grid; ivar 0 = masked.
-        initial_labels: (n_starts, K) or (n_stars, n_starts, K) physical starting points; the
-            start with the lowest final chi^2 wins. Default: the pivots.
+        initial_labels: (n_starts, K) or (n_stars, n_starts, K) physical starting points.
+            Default: the pivots.
+        lm_starts: LM runs from the ``lm_starts`` candidates with the lowest chi^2 (one
+            model evaluation per candidate) and the lowest final chi^2 wins; None or 0: LM
+            from every start.
+        retry_reduced_chi2: stars whose best reduced chi^2 stays above this are refitted
+            from the remaining candidates, one at a time (escapes from local minima).
         max_iterations, tolerance: LM stopping rules; tolerance is the absolute chi^2
             decrease below which an accepted step ends the fit (1e-3: ~0.03 sigma).
         bound: scaled labels are kept within +-bound (scales are ~1/4 of the 95% range).
@@ -513,33 +526,49 @@ def fit_labels(
     chi2 = np.full(n_stars, np.nan)
     converged = np.zeros(n_stars, dtype=bool)
     n_pixels = good.sum(axis=1)
-    for stars in _chunks(n_stars, star_chunk):
-        best_chi2 = np.full(stars.stop - stars.start, np.inf)
-        for s in range(starts.shape[1]):
-            x, c2, hessian, ok = _levenberg_marquardt(
-                starts[stars, s].copy(),
-                flux_used[stars],
-                weights[stars],
-                theta0,
-                linear,
-                quadratic,
-                max_iterations,
-                tolerance,
-                bound,
-            )
-            better = c2 < best_chi2
-            rows = np.arange(stars.start, stars.stop)[better]
-            best_chi2[better] = c2[better]
-            labels[rows] = x[better]
-            chi2[rows] = c2[better]
-            converged[rows] = ok[better]
-            with np.errstate(all="ignore"):
-                hess = hessian[better]
-                invertible = np.linalg.matrix_rank(hess) == n_labels if hess.size else []
-                cov = np.full_like(hess, np.nan)
+    def run_from(rows: np.ndarray, start_labels: np.ndarray) -> None:
+        """LM from start_labels (len(rows), K) for the stars at rows; keep improvements."""
+        x, c2, hessian, ok = _levenberg_marquardt(
+            start_labels.copy(), flux_used[rows], weights[rows], theta0, linear, quadratic,
+            max_iterations, tolerance, bound,
+        )
+        better = ~(c2 >= chi2[rows])  # also True where chi2 is still NaN
+        kept = rows[better]
+        labels[kept] = x[better]
+        chi2[kept] = c2[better]
+        converged[kept] = ok[better]
+        with np.errstate(all="ignore"):
+            hess = hessian[better]
+            cov = np.full_like(hess, np.nan)
+            if hess.size:
+                invertible = np.linalg.matrix_rank(hess) == n_labels
                 if np.any(invertible):
                     cov[invertible] = np.linalg.inv(hess[invertible])
-            covariance[rows] = cov
+        covariance[kept] = cov
+
+    dof = np.maximum(n_pixels - n_labels, 1)
+    for stars in _chunks(n_stars, star_chunk):
+        rows = np.arange(stars.start, stars.stop)
+        candidates = starts[stars]
+        order = np.tile(np.arange(candidates.shape[1]), (len(rows), 1))
+        if lm_starts and candidates.shape[1] > lm_starts:
+            # one chi^2 evaluation per candidate; LM from the lm_starts best ones first
+            trial = np.stack([
+                _chi2_at(candidates[:, s], flux_used[stars], weights[stars],
+                         theta0, linear, quadratic)
+                for s in range(candidates.shape[1])
+            ], axis=1)
+            order = np.argsort(trial, axis=1)
+        first = order.shape[1] if not lm_starts else min(lm_starts, order.shape[1])
+        for s in range(first):
+            run_from(rows, candidates[np.arange(len(rows)), order[:, s]])
+        # stars still fitted badly (a local minimum?) try the remaining candidates
+        for s in range(first, order.shape[1]):
+            poor = rows[chi2[rows] / dof[rows] > retry_reduced_chi2]
+            if poor.size == 0:
+                break
+            local = poor - stars.start
+            run_from(poor, candidates[local, order[local, s]])
     no_data = n_pixels == 0
     labels[no_data] = np.nan
     physical = model.unscale(labels)
