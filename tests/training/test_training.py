@@ -13,7 +13,7 @@ from desi_abundances.pipelines.training.nodes import train_label_model
 from synthetic_labels import LABELS, make_labelled_spectra
 
 SETTINGS = {
-    "architecture": {"hidden_sizes": [32, 32], "dropout": 0.0},
+    "architecture": {"hidden_sizes": [32, 32], "dropout": 0.0, "input_components": 0},
     "optimisation": {"max_epochs": 80, "batch_size": 64, "patience": 80, "progress_bar": False,
                      "learning_rate": 3e-3, "warmup_epochs": 2,
                      "num_threads": 1, "seed": 5},

@@ -13,9 +13,9 @@ ACTIVATIONS = {"silu": nn.SiLU, "gelu": nn.GELU, "relu": nn.ReLU, "tanh": nn.Tan
 DEFAULT_ARCHITECTURE: dict[str, Any] = {
     "hidden_sizes": [512, 512, 512, 512, 512],
     "activation": "silu",
-    "dropout": 0.1,
+    "dropout": 0.2,
     "linear_skip": True,
-    "input_components": 0,
+    "input_components": 64,
 }
 """Defaults of the architecture (``params:training.architecture`` overrides them)."""
 
