@@ -2,7 +2,11 @@
 
 Synthetic inputs of the real shape (7781 brz pixels, the configured labels) are pushed
 through the real training loop (``nn.training.train_network``: AdamW, augmentation, loss,
-validation pass) for a few epochs; also times the no-grad forward pass used by inference.
+validation pass) for a few epochs; also times the no-grad forward pass used by inference and
+the one-off set-up (the SVD behind the PCA projection and the ridge skip path).
+
+Use ``--threads 1`` on a shared machine: with other processes on the cores, torch's OpenMP
+threads wait on each other and 2 threads ran 40x slower than 1 here.
 
     python benchmarks/train_speed.py [--train 2000] [--epochs 3] [--threads 2]
 
@@ -44,7 +48,7 @@ def main() -> None:
     parser.add_argument("--train", type=int, default=2000, help="training spectra")
     parser.add_argument("--validation", type=int, default=400)
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
 
     params = yaml.safe_load((ROOT / "conf/base/parameters_training.yml").read_text())["training"]
@@ -56,7 +60,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     train = synthetic_arrays(args.train, n_pixels, len(labels), 0)
     validation = synthetic_arrays(args.validation, n_pixels, len(labels), 1)
+    start = time.perf_counter()
     result = train_network(architecture, train, validation, optimisation)
+    setup_seconds = time.perf_counter() - start - result.seconds  # PCA/ridge (SVD), once
     seconds_per_epoch = result.seconds / result.epochs_run
 
     network = build_network(architecture).eval()
@@ -72,6 +78,7 @@ def main() -> None:
         "seconds_per_epoch": round(seconds_per_epoch, 3),
         "seconds_per_1000_training_spectra": round(seconds_per_epoch / args.train * 1000, 3),
         "forward_spectra_per_second": round(forward_rate, 1),
+        "setup_seconds": round(setup_seconds, 2),
         "n_train": args.train, "n_validation": args.validation, "epochs": result.epochs_run,
         "n_pixels": n_pixels, "n_labels": len(labels), "n_parameters": n_parameters,
         "hidden_sizes": architecture["hidden_sizes"], "batch_size": optimisation["batch_size"],
