@@ -10,6 +10,7 @@ an untrusted source cannot run code.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,7 @@ def save_bundle(bundle: ModelBundle, path: str | Path) -> None:
     metadata = {"bundle": json.dumps(meta, allow_nan=True), "format": str(BUNDLE_FORMAT_VERSION)}
     with atomic_write(path) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
+        os.chmod(tmp, 0o644)  # readable like any other output (safetensors writes 0600)
 
 
 def load_bundle(path: str | Path) -> ModelBundle:
