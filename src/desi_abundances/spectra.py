@@ -542,6 +542,22 @@ def shift_to_rest_frame(
 
 
 def preprocess(coadd: CoaddSpectra, vrad_kms: np.ndarray, settings: dict[str, Any]) -> Spectra:
+    """DESI coadd -> continuum-normalised, rest-frame spectra on the brz grid: see
+    :func:`preprocess_reference`, which defines the result. This runs the compiled kernels of
+    ``spectra_kernels`` (same float32 operations fused per spectrum, ~10x faster; equal to
+    the reference within float32 rounding, identical masks) when numba is installed, and
+    the numpy reference otherwise."""
+    return _preprocess(coadd, vrad_kms, settings, fast=None)
+
+
+def preprocess_reference(coadd: CoaddSpectra, vrad_kms: np.ndarray,
+                         settings: dict[str, Any]) -> Spectra:
+    """The numpy reference of :func:`preprocess` (its definition; tests compare the two)."""
+    return _preprocess(coadd, vrad_kms, settings, fast=False)
+
+
+def _preprocess(coadd: CoaddSpectra, vrad_kms: np.ndarray, settings: dict[str, Any],
+                fast: bool | None) -> Spectra:
     """DESI coadd -> continuum-normalised, rest-frame spectra on the brz grid.
 
     Steps: (1) per arm, a robust pseudo-continuum divides the flux and multiplies the ivar by
@@ -597,7 +613,27 @@ def preprocess(coadd: CoaddSpectra, vrad_kms: np.ndarray, settings: dict[str, An
         rest_frame_ok = np.isfinite(vrad_kms) & (np.abs(vrad_kms) <= settings["max_abs_vrad_kms"])
     velocity = np.where(rest_frame_ok, vrad_kms, 0.0)
 
-    n_spectra = coadd.n_spectra
+    if fast is None:
+        fast = FAST_PREPROCESS
+    run = _preprocess_compiled if fast else _preprocess_numpy
+    flux, ivar, mask, good_fraction = run(arms, grid, velocity, rest_frame_ok, settings)
+    meta = pd.DataFrame(
+        {
+            "TARGETID": coadd.fibermap["TARGETID"].to_numpy(),
+            "vrad_kms": vrad_kms,
+            "rest_frame_ok": rest_frame_ok,
+            "good_pixel_fraction": good_fraction,
+        }
+    )
+    meta.attrs["preprocessing"] = settings  # read by nn.predict.check_compatible
+    meta.attrs["is_mock"] = coadd.is_mock
+    return Spectra(wavelength=grid, flux=flux, ivar=ivar, mask=mask, meta=meta)
+
+
+def _preprocess_numpy(arms: list, grid: np.ndarray, velocity: np.ndarray,
+                      rest_frame_ok: np.ndarray, settings: dict[str, Any]) -> tuple:
+    """The reference path: numpy block operations, ``PREPROCESS_BLOCK_ROWS`` rows at a time."""
+    n_spectra = velocity.size
     flux = np.empty((n_spectra, grid.size), np.float32)
     ivar = np.empty((n_spectra, grid.size), np.float32)
     mask = np.empty((n_spectra, grid.size), bool)
@@ -621,14 +657,52 @@ def preprocess(coadd: CoaddSpectra, vrad_kms: np.ndarray, settings: dict[str, An
         block_mask = block_ivar <= 0
         block_flux[block_mask] = 1.0
         flux[rows], ivar[rows], mask[rows] = block_flux, block_ivar, block_mask
-    meta = pd.DataFrame(
-        {
-            "TARGETID": coadd.fibermap["TARGETID"].to_numpy(),
-            "vrad_kms": vrad_kms,
-            "rest_frame_ok": rest_frame_ok,
-            "good_pixel_fraction": 1.0 - mask.mean(axis=1, dtype=np.float32),
-        }
-    )
-    meta.attrs["preprocessing"] = settings  # read by nn.predict.check_compatible
-    meta.attrs["is_mock"] = coadd.is_mock
-    return Spectra(wavelength=grid, flux=flux, ivar=ivar, mask=mask, meta=meta)
+    return flux, ivar, mask, 1.0 - mask.mean(axis=1, dtype=np.float32)
+
+
+def _preprocess_compiled(arms: list, grid: np.ndarray, velocity: np.ndarray,
+                         rest_frame_ok: np.ndarray, settings: dict[str, Any]) -> tuple:
+    """The fast path: ``spectra_kernels`` (numba), the reference's operations per spectrum."""
+    from desi_abundances import spectra_kernels as kernels
+    from desi_abundances.constants import SPEED_OF_LIGHT_KMS
+
+    n_spectra = velocity.size
+    # the merged sums are accumulated in the output arrays, then shifted row by row in place
+    flux = np.zeros((n_spectra, grid.size), np.float32)
+    ivar = np.zeros((n_spectra, grid.size), np.float32)
+    mask = np.empty((n_spectra, grid.size), bool)
+    good_fraction = np.empty(n_spectra, np.float32)
+    clip_sigma = np.float32(settings["clip_low_sigma"])
+    keep_fraction = np.float32(1.0 - settings["clip_low_depth"])
+    for arm, window, plan in arms:
+        kernels.normalise_arm_into(
+            _plain(arm.flux, np.float32), _plain(arm.ivar, np.float32),
+            _plain(arm.mask, np.int32), plan.bin_pixels, kernels.gaussian_weights(plan.sigma_bins),
+            settings["continuum_iterations"], clip_sigma, keep_fraction, plan.left_weight,
+            plan.right_weight, window.start, flux, ivar)
+    low, high = (np.float32(v) for v in settings["normalised_flux_range"])
+    step = float(grid[1] - grid[0])
+    beta = velocity / SPEED_OF_LIGHT_KMS
+    scale = (1.0 + beta).astype(np.float32)
+    shift = (grid[0] * beta / step).astype(np.float32)
+    kernels.merge_and_shift(flux, ivar, low, high, scale, shift, rest_frame_ok, flux, ivar, mask,
+                            good_fraction)
+    return flux, ivar, mask, good_fraction
+
+
+def _plain(array: np.ndarray, dtype: type) -> np.ndarray:
+    """``array`` as a plain, native-endian, C-ordered ndarray of ``dtype`` (no copy when it
+    already is one): what the compiled kernels take."""
+    return np.ascontiguousarray(np.asarray(array), dtype=dtype)
+
+
+def _numba_available() -> bool:
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+FAST_PREPROCESS = _numba_available()
+"""True when :func:`preprocess` runs the compiled kernels (numba installed)."""

@@ -83,6 +83,28 @@ def input_distance(flux: np.ndarray, ivar: np.ndarray, mask: np.ndarray, median:
         return np.where(n_good > 0, term.sum(axis=1) / n_good, np.nan)
 
 
+def standardise_with_distance(flux: np.ndarray, ivar: np.ndarray, mask: np.ndarray,
+                              median: np.ndarray, iqr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(standardise(...), input_distance(...))`` of a block of spectra: one fused compiled
+    pass (``spectra_kernels.standardise_and_distance``, ~4x faster, same values within
+    float32 rounding) when numba is installed, else the two numpy references."""
+    median = np.asarray(median, np.float32)
+    iqr = np.asarray(iqr, np.float32)
+    try:
+        from desi_abundances import spectra_kernels
+    except ImportError:
+        return (standardise(flux, mask, median, iqr),
+                input_distance(flux, ivar, mask, median, iqr))
+    n = flux.shape[0]
+    inputs = np.empty((n, median.size), np.float32)
+    distance = np.empty(n, np.float64)
+    spread = ((iqr * IQR_TO_SIGMA) ** 2).astype(np.float32)
+    spectra_kernels.standardise_and_distance(
+        np.ascontiguousarray(flux, np.float32), np.ascontiguousarray(ivar, np.float32),
+        np.ascontiguousarray(mask, bool), median, iqr, spread, inputs, distance)
+    return inputs, distance
+
+
 def predict_labels(bundle: ModelBundle, spectra: Spectra, batch_size: int = 4096,
                    preprocessing: dict[str, Any] | None = None,
                    network: torch.nn.Module | None = None) -> pd.DataFrame:
@@ -121,12 +143,11 @@ def predict_labels(bundle: ModelBundle, spectra: Spectra, batch_size: int = 4096
     with torch.inference_mode():
         for start in range(0, n, batch_size):
             rows = slice(start, min(start + batch_size, n))
-            flux, mask = spectra.flux[rows], spectra.mask[rows]
-            inputs = standardise(flux, mask, median, iqr)
+            inputs, distance[rows] = standardise_with_distance(
+                spectra.flux[rows], spectra.ivar[rows], spectra.mask[rows], median, iqr)
             out_mean, out_log_variance = network(torch.from_numpy(inputs))
             mean[rows] = out_mean.numpy()
             log_variance[rows] = out_log_variance.numpy()
-            distance[rows] = input_distance(flux, spectra.ivar[rows], mask, median, iqr)
     offset = np.asarray(bundle.label_offset, np.float64)
     scale = np.asarray(bundle.label_scale, np.float64)
     values = offset + scale * mean

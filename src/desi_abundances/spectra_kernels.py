@@ -1,0 +1,276 @@
+"""Compiled (numba) kernels of the hot loops of preprocessing and inference.
+
+Each kernel is a fused, row-by-row version of a numpy reference implementation that stays
+the definition of the result: :func:`spectra.normalise_arm` / :func:`spectra.shift_to_rest_frame`
+(the ``spectra.preprocess`` reference path), :func:`inference.median_snr` and
+``nn.predict.standardise`` / ``nn.predict.input_distance``. The kernels repeat the reference's
+float32 operations in the same order, so results agree to float32 rounding (the Gaussian
+smoothing accumulates in float64, as ``scipy.ndimage`` does) and masks are identical;
+``tests/features/test_fast_preprocess.py`` and ``tests/inference/test_speed_paths.py`` check it.
+
+Why: the numpy versions make a dozen passes over (n, 7781) float32 temporaries per step;
+fused loops touch each pixel a few times while it is in cache. ``nogil=True`` lets the
+inference reader thread run them while torch runs the network; ``cache=True`` keeps the
+compiled code in ``__pycache__`` so only the first process ever compiles.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+_BAD_VARIANCE = np.float32(1e30)
+_VARIANCE_LIMIT = np.float32(1e20)
+
+
+def gaussian_weights(sigma: float, truncate: float = 5.0) -> np.ndarray:
+    """The float64 taps ``scipy.ndimage.gaussian_filter1d(sigma, truncate=truncate)`` uses."""
+    radius = int(truncate * float(sigma) + 0.5)
+    x = np.arange(-radius, radius + 1)
+    phi = np.exp(-0.5 / (sigma * sigma) * x**2)
+    return phi / phi.sum()
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _smooth_level(sum_wf, sum_w, taps, level):
+    """level = gaussian(sum_wf) / gaussian(sum_w) per bin (constant-0 edges, float64
+    accumulation rounded to float32 as scipy does), NaN where the smoothed weight is <= 0,
+    then NaN filled with the nearest finite bin (ties: the left one; none: 1)."""
+    n_bins = sum_wf.size
+    radius = (taps.size - 1) // 2
+    any_nan = False
+    any_good = False
+    for b in range(n_bins):
+        num = 0.0
+        den = 0.0
+        lo = max(0, b - radius)
+        hi = min(n_bins - 1, b + radius)
+        for j in range(lo, hi + 1):
+            weight = taps[j - b + radius]
+            num += weight * sum_wf[j]
+            den += weight * sum_w[j]
+        num32 = np.float32(num)
+        den32 = np.float32(den)
+        if den32 > 0:
+            level[b] = num32 / den32
+            any_good = True
+        else:
+            level[b] = np.nan
+            any_nan = True
+    if not any_nan:
+        return
+    if not any_good:
+        level[:] = 1.0
+        return
+    # nearest finite bin (as spectra._fill_nan_rows): a tie goes to the left one
+    last = -1
+    b = 0
+    while b < n_bins:
+        if not np.isnan(level[b]):
+            last = b
+            b += 1
+            continue
+        nxt = b
+        while nxt < n_bins and np.isnan(level[nxt]):
+            nxt += 1
+        for k in range(b, nxt):
+            if last < 0 or (nxt < n_bins and nxt - k < k - last):
+                level[k] = level[nxt]
+            else:
+                level[k] = level[last]
+        b = nxt
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def normalise_arm_into(flux, ivar, mask, bin_pixels, taps, iterations, clip_sigma,
+                       keep_fraction, left_weight, right_weight, offset, weighted, total):
+    """:func:`spectra.normalise_arm` of every row, added into the merged arrays.
+
+    ``weighted[:, offset:offset + n_pixels] += ivar_n * flux_n`` and ``total[...] += ivar_n``
+    (the normalised spectrum's products, as ``preprocess`` accumulates them arm by arm).
+    """
+    n, n_pixels = flux.shape
+    n_bins = -(-n_pixels // bin_pixels)
+    padded = n_bins * bin_pixels
+    half = left_weight.size
+    w = np.zeros(padded, np.float32)
+    wf = np.zeros(padded, np.float32)
+    k_sqrt_w = np.zeros(padded, np.float32)
+    sum_wf = np.empty(n_bins, np.float32)
+    sum_w = np.empty(n_bins, np.float32)
+    level = np.empty(n_bins, np.float32)
+    zero = np.float32(0.0)
+    for row in range(n):
+        for p in range(n_pixels):
+            weight = ivar[row, p]
+            if mask[row, p] == 0 and weight > 0:
+                product = flux[row, p] * weight
+                if np.isfinite(product):
+                    w[p] = weight
+                    wf[p] = product
+                    continue
+            w[p] = zero
+            wf[p] = zero
+        for b in range(n_bins):
+            s_wf = zero
+            s_w = zero
+            for k in range(b * bin_pixels, (b + 1) * bin_pixels):
+                s_wf += wf[k]
+                s_w += w[k]
+            sum_wf[b] = s_wf
+            sum_w[b] = s_w
+        _smooth_level(sum_wf, sum_w, taps, level)
+        if iterations > 1:
+            for p in range(padded):
+                k_sqrt_w[p] = np.float32(math.sqrt(w[p])) * clip_sigma
+            for _ in range(iterations - 1):
+                for b in range(n_bins):
+                    scaled = level[b] * keep_fraction
+                    s_wf = zero
+                    s_w = zero
+                    for k in range(b * bin_pixels, (b + 1) * bin_pixels):
+                        threshold = w[k] * scaled - k_sqrt_w[k]
+                        if not (wf[k] < threshold):
+                            s_wf += wf[k]
+                            s_w += w[k]
+                    sum_wf[b] = s_wf
+                    sum_w[b] = s_w
+                _smooth_level(sum_wf, sum_w, taps, level)
+        for b in range(n_bins):
+            if not (level[b] > 0):
+                level[b] = 1.0
+        for b in range(n_bins):
+            here = level[b]
+            previous = (level[b - 1] if b > 0 else here) - here
+            following = (level[b + 1] if b + 1 < n_bins else here) - here
+            start = b * bin_pixels
+            for k in range(bin_pixels):
+                p = start + k
+                if p >= n_pixels:
+                    break
+                if k < half:
+                    cont = previous * left_weight[k] + here
+                else:
+                    cont = following * right_weight[k - half] + here
+                weighted[row, offset + p] += wf[p] * cont
+                total[row, offset + p] += (w[p] * cont) * cont
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def merge_and_shift(weighted, total, low, high, scale, shift, rest_frame_ok,
+                    out_flux, out_ivar, out_mask, good_fraction):
+    """The end of :func:`spectra.preprocess` for every row: merged flux = weighted / total,
+    out-of-range fluxes dropped, then :func:`spectra.shift_to_rest_frame` (float32 positions
+    ``i * scale + shift``), bad pixels to flux 1, ivar 0, mask True.
+
+    ``weighted``/``total`` may be ``out_flux``/``out_ivar`` themselves (each row is copied
+    first)."""
+    n, n_pixels = weighted.shape
+    packed_flux = np.empty(n_pixels, np.float32)
+    packed_var = np.empty(n_pixels, np.float32)
+    one = np.float32(1.0)
+    for row in range(n):
+        for p in range(n_pixels):
+            t_ = total[row, p]
+            value = weighted[row, p]
+            if t_ > 0:
+                value = value / t_
+            if value < low or value > high:
+                t_ = np.float32(0.0)
+            packed_flux[p] = value
+            if t_ > 0:
+                packed_var[p] = one / t_
+            else:
+                packed_var[p] = _BAD_VARIANCE
+        a = scale[row]
+        c = shift[row]
+        ok = rest_frame_ok[row]
+        n_bad = 0
+        for i in range(n_pixels):
+            position = np.float32(i) * a + c
+            left_float = np.floor(position)
+            t = position - left_float
+            inside = left_float >= 0 and left_float <= n_pixels - 2
+            left = int(min(max(left_float, 0.0), n_pixels - 2))
+            f_left = packed_flux[left]
+            v_left = packed_var[left]
+            f_right = packed_flux[left + 1]
+            v_right = packed_var[left + 1]
+            value = (f_right - f_left) * t + f_left
+            w0 = one - t
+            variance = w0 * w0 * v_left + (t * t) * v_right
+            if (not inside) or variance > _VARIANCE_LIMIT:
+                ivar_out = np.float32(0.0)
+                value = one
+            else:
+                ivar_out = one / variance
+            if not ok:
+                ivar_out = np.float32(0.0)
+            bad = ivar_out <= 0
+            if bad:
+                value = one
+                n_bad += 1
+            out_flux[row, i] = value
+            out_ivar[row, i] = ivar_out
+            out_mask[row, i] = bad
+        good_fraction[row] = one - np.float32(n_bad) / np.float32(n_pixels)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def median_snr_rows(fluxes, ivars, masks, out):
+    """:func:`inference.median_snr` for one arm list given as tuples of (n, n_pix) arrays:
+    median of ``flux * sqrt(ivar)`` over good pixels (finite, ivar > 0, mask 0), the mean
+    of the two middle values for an even count (float32), 0 without good pixels."""
+    n = out.size
+    total_pixels = 0
+    for arm in fluxes:
+        total_pixels += arm.shape[1]
+    buffer = np.empty(total_pixels, np.float32)
+    for row in range(n):
+        count = 0
+        for a in range(len(fluxes)):
+            flux = fluxes[a]
+            ivar = ivars[a]
+            mask = masks[a]
+            for p in range(flux.shape[1]):
+                f = flux[row, p]
+                v = ivar[row, p]
+                if mask[row, p] == 0 and v > 0 and np.isfinite(f) and np.isfinite(v):
+                    buffer[count] = np.float32(math.sqrt(v)) * f
+                    count += 1
+        if count == 0:
+            out[row] = 0.0
+            continue
+        high_index = count // 2
+        low_index = (count - 1) // 2
+        part = np.partition(buffer[:count], high_index)
+        high = part[high_index]
+        if low_index == high_index:
+            low = high
+        else:
+            low = part[0]
+            for k in range(1, high_index):
+                if part[k] > low:
+                    low = part[k]
+        out[row] = (low + high) / np.float32(2)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def standardise_and_distance(flux, ivar, mask, median, iqr, spread, inputs, distance):
+    """``nn.predict.standardise`` into ``inputs`` and ``nn.predict.input_distance`` into
+    ``distance`` in one pass; ``spread = (iqr / 1.349)^2`` float32."""
+    n, n_pixels = flux.shape
+    for row in range(n):
+        acc = 0.0
+        n_good = 0
+        for p in range(n_pixels):
+            if mask[row, p]:
+                inputs[row, p] = 0.0
+                continue
+            diff = flux[row, p] - median[p]
+            inputs[row, p] = diff / iqr[p]
+            variance = spread[p] + np.float32(1.0) / ivar[row, p]
+            acc += (diff * diff) / variance
+            n_good += 1
+        distance[row] = acc / n_good if n_good > 0 else np.nan
