@@ -474,7 +474,8 @@ def fit_labels(
     tolerance: float = 1e-3,
     bound: float = 10.0,
     star_chunk: int = 64,
-    lm_starts: int | None = 2,
+    lm_starts: int | None = 1,
+    screen_starts: bool = False,
     retry_reduced_chi2: float = 2.0,
 ) -> CannonFit:
     """Labels of each star by Levenberg-Marquardt on the Cannon's chi^2.
@@ -484,9 +485,10 @@ def fit_labels(
         flux, ivar: (n_stars, n_pixels) on the training grid; ivar 0 = masked.
         initial_labels: (n_starts, K) or (n_stars, n_starts, K) physical starting points.
             Default: the pivots.
-        lm_starts: LM runs from the ``lm_starts`` candidates with the lowest chi^2 (one
-            model evaluation per candidate) and the lowest final chi^2 wins; None or 0: LM
-            from every start.
+        lm_starts: LM runs from the first ``lm_starts`` candidates for every star (the
+            lowest final chi^2 wins); None or 0: from every candidate.
+        screen_starts: order the candidates by their chi^2 (one model evaluation each)
+            instead of taking them in the given order.
         retry_reduced_chi2: stars whose best reduced chi^2 stays above this are refitted
             from the remaining candidates, one at a time (escapes from local minima).
         max_iterations, tolerance: LM stopping rules; tolerance is the absolute chi^2
@@ -551,7 +553,7 @@ def fit_labels(
         rows = np.arange(stars.start, stars.stop)
         candidates = starts[stars]
         order = np.tile(np.arange(candidates.shape[1]), (len(rows), 1))
-        if lm_starts and candidates.shape[1] > lm_starts:
+        if screen_starts and lm_starts and candidates.shape[1] > lm_starts:
             # one chi^2 evaluation per candidate; LM from the lm_starts best ones first
             trial = np.stack([
                 _chi2_at(candidates[:, s], flux_used[stars], weights[stars],

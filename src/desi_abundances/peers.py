@@ -344,9 +344,10 @@ def predict_cannon_peer(
     train_labels: np.ndarray | None = None,
     seed: int = 0,
 ) -> cannon.CannonFit:
-    """Cannon labels of test spectra. Candidate starts: the pivots plus ``n_extra_starts``
-    training stars' labels drawn with ``seed``; LM runs from the ``lm_starts`` candidates
-    with the lowest chi^2 (0: from all) and the lowest final chi^2 wins.
+    """Cannon labels of test spectra. Candidate starts: the pivots, then ``n_extra_starts``
+    training stars' labels drawn with ``seed``. LM runs from the first ``lm_starts``
+    candidates (by chi^2 if ``screen_starts``); stars whose reduced chi^2 stays above
+    ``retry_reduced_chi2`` are refitted from the others (see ``cannon.fit_labels``).
     """
     starts = [model.pivots]
     n_extra = int(settings.get("n_extra_starts", 0) or 0)
@@ -363,6 +364,7 @@ def predict_cannon_peer(
         max_iterations=int(settings.get("max_iterations", 50)),
         tolerance=float(settings.get("chi2_tolerance", 1e-3)),
         star_chunk=int(settings.get("test_star_chunk", 64)),
-        lm_starts=int(settings.get("lm_starts", 2) or 0),
+        lm_starts=int(settings.get("lm_starts", 1) or 0),
+        screen_starts=bool(settings.get("screen_starts", False)),
         retry_reduced_chi2=float(settings.get("retry_reduced_chi2", 2.0)),
     )

@@ -125,15 +125,20 @@ def test_ridge_recovers_a_linear_truth_and_picks_alpha_on_validation():
 
 
 def test_screened_starts_agree_with_exhaustive_starts():
-    """LM from the 2 best of 5 candidates finds the same optima as LM from all 5."""
+    """LM from the 2 best of 5 candidates (and retries of poor fits) finds the optima of LM
+    from all 5; so does LM from the pivots with retries."""
     _, (labels, flux, ivar, _), (test_labels, test_flux, test_ivar, _) = _toy(
         n_train=300, n_test=40, n_pixels=80
     )
     model = cannon.train_cannon(labels, flux, ivar, [f"l{k}" for k in range(N_LABELS)])
     starts = np.vstack([model.pivots, labels[:4]])
-    screened = cannon.fit_labels(model, test_flux, test_ivar, initial_labels=starts)
+    screened = cannon.fit_labels(model, test_flux, test_ivar, initial_labels=starts,
+                                 lm_starts=2, screen_starts=True)
     exhaustive = cannon.fit_labels(model, test_flux, test_ivar, initial_labels=starts,
                                    lm_starts=None)
     np.testing.assert_allclose(screened.labels, exhaustive.labels, rtol=0,
                                atol=0.05 * screened.errors.max())
     assert screened.converged.all()
+    pivot_first = cannon.fit_labels(model, test_flux, test_ivar, initial_labels=starts)
+    np.testing.assert_allclose(pivot_first.labels, exhaustive.labels, rtol=0,
+                               atol=0.05 * screened.errors.max())
