@@ -145,3 +145,27 @@ def test_common_stars_scores_every_method_on_the_same_stars():
     assert shared["ridge_fe_h"].isna().tolist() == [False, True, False]
     assert shared["ridge_fe_h_err"].isna().tolist() == [False, True, False]
     assert table["ridge_fe_h"].notna().all()  # input untouched
+
+
+def test_catalog_and_parameters_load(tmp_path):
+    """conf/base/catalog_evaluation.yml builds; every pipeline output has an entry or is an
+    intermediate; the parameters hold what the nodes read."""
+    from pathlib import Path
+
+    from omegaconf import OmegaConf  # what Kedro's OmegaConfigLoader parses YAML with
+
+    def load(path):
+        return OmegaConf.to_container(OmegaConf.load(root / path))
+
+    root = Path(__file__).resolve().parents[2]
+    config = load("conf/base/catalog_evaluation.yml")
+    catalog = DataCatalog.from_config(config)
+    for name in ("test_predictions", "metrics", "metrics_summary", "evaluation_mlflow_metrics"):
+        assert name in config and catalog.get(name) is not None
+    figures = [name for name in create_pipeline().all_outputs() if name.endswith("_figure")]
+    assert len(figures) == 6 and all(name in config for name in figures)
+    settings = load("conf/base/parameters_evaluation.yml")
+    evaluation = settings["evaluation"]
+    assert list(settings) == ["evaluation"]
+    assert np.all(np.diff(evaluation["snr_bin_edges"]) > 0)
+    assert {"ridge", "cannon", "outliers", "seed"} <= set(evaluation)
