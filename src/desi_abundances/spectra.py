@@ -15,6 +15,7 @@ boolean array (True = unusable pixel), as in numpy.ma and astropy.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -674,19 +675,36 @@ def _preprocess_compiled(arms: list, grid: np.ndarray, velocity: np.ndarray,
     good_fraction = np.empty(n_spectra, np.float32)
     clip_sigma = np.float32(settings["clip_low_sigma"])
     keep_fraction = np.float32(1.0 - settings["clip_low_depth"])
-    for arm, window, plan in arms:
-        kernels.normalise_arm_into(
-            _plain(arm.flux, np.float32), _plain(arm.ivar, np.float32),
-            _plain(arm.mask, np.int32), plan.bin_pixels, kernels.gaussian_weights(plan.sigma_bins),
-            settings["continuum_iterations"], clip_sigma, keep_fraction, plan.left_weight,
-            plan.right_weight, window.start, flux, ivar)
     low, high = (np.float32(v) for v in settings["normalised_flux_range"])
     step = float(grid[1] - grid[0])
     beta = velocity / SPEED_OF_LIGHT_KMS
     scale = (1.0 + beta).astype(np.float32)
     shift = (grid[0] * beta / step).astype(np.float32)
-    kernels.merge_and_shift(flux, ivar, low, high, scale, shift, rest_frame_ok, flux, ivar, mask,
-                            good_fraction)
+    inputs = [(_plain(arm.flux, np.float32), _plain(arm.ivar, np.float32),
+               _plain(arm.mask, np.int32), window.start, plan,
+               kernels.gaussian_weights(plan.sigma_bins)) for arm, window, plan in arms]
+
+    def run(rows: slice) -> None:
+        for arm_flux, arm_ivar, arm_mask, offset, plan, taps in inputs:
+            kernels.normalise_arm_into(
+                arm_flux[rows], arm_ivar[rows], arm_mask[rows], plan.bin_pixels, taps,
+                settings["continuum_iterations"], clip_sigma, keep_fraction, plan.left_weight,
+                plan.right_weight, offset, flux[rows], ivar[rows])
+        kernels.merge_and_shift(flux[rows], ivar[rows], low, high, scale[rows], shift[rows],
+                                rest_frame_ok[rows], flux[rows], ivar[rows], mask[rows],
+                                good_fraction[rows])
+
+    # the kernels release the GIL: row chunks run in parallel threads (rows are independent)
+    n_threads = min(PREPROCESS_THREADS, max(1, n_spectra // 64))
+    bounds = np.linspace(0, n_spectra, n_threads + 1).astype(int)
+    chunks = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+    if n_threads == 1:
+        run(chunks[0])
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(n_threads, thread_name_prefix="preprocess") as pool:
+            list(pool.map(run, chunks))
     return flux, ivar, mask, good_fraction
 
 
@@ -705,4 +723,7 @@ def _numba_available() -> bool:
 
 
 FAST_PREPROCESS = _numba_available()
+PREPROCESS_THREADS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+    os.cpu_count() or 1)
+"""Threads of the compiled :func:`preprocess` (all usable cores; results do not depend on it)."""
 """True when :func:`preprocess` runs the compiled kernels (numba installed)."""

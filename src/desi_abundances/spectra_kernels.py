@@ -2,7 +2,7 @@
 
 Each kernel is a fused, row-by-row version of a numpy reference implementation that stays
 the definition of the result: :func:`spectra.normalise_arm` / :func:`spectra.shift_to_rest_frame`
-(the ``spectra.preprocess`` reference path), :func:`inference.median_snr` and
+(the ``spectra.preprocess`` reference path) and
 ``nn.predict.standardise`` / ``nn.predict.input_distance``. The kernels repeat the reference's
 float32 operations in the same order, so results agree to float32 rounding (the Gaussian
 smoothing accumulates in float64, as ``scipy.ndimage`` does) and masks are identical;
@@ -39,19 +39,19 @@ def _smooth_level(sum_wf, sum_w, taps, level):
     then NaN filled with the nearest finite bin (ties: the left one; none: 1)."""
     n_bins = sum_wf.size
     radius = (taps.size - 1) // 2
+    num = np.zeros(n_bins)
+    den = np.zeros(n_bins)
+    for tap in range(taps.size):  # tap-outer: the inner loop over bins vectorises
+        weight = taps[tap]
+        shift = tap - radius
+        for b in range(max(0, -shift), min(n_bins, n_bins - shift)):
+            num[b] += weight * sum_wf[b + shift]
+            den[b] += weight * sum_w[b + shift]
     any_nan = False
     any_good = False
     for b in range(n_bins):
-        num = 0.0
-        den = 0.0
-        lo = max(0, b - radius)
-        hi = min(n_bins - 1, b + radius)
-        for j in range(lo, hi + 1):
-            weight = taps[j - b + radius]
-            num += weight * sum_wf[j]
-            den += weight * sum_w[j]
-        num32 = np.float32(num)
-        den32 = np.float32(den)
+        num32 = np.float32(num[b])
+        den32 = np.float32(den[b])
         if den32 > 0:
             level[b] = num32 / den32
             any_good = True
@@ -215,45 +215,6 @@ def merge_and_shift(weighted, total, low, high, scale, shift, rest_frame_ok,
             out_ivar[row, i] = ivar_out
             out_mask[row, i] = bad
         good_fraction[row] = one - np.float32(n_bad) / np.float32(n_pixels)
-
-
-@njit(cache=True, nogil=True, error_model="numpy")
-def median_snr_rows(fluxes, ivars, masks, out):
-    """:func:`inference.median_snr` for one arm list given as tuples of (n, n_pix) arrays:
-    median of ``flux * sqrt(ivar)`` over good pixels (finite, ivar > 0, mask 0), the mean
-    of the two middle values for an even count (float32), 0 without good pixels."""
-    n = out.size
-    total_pixels = 0
-    for arm in fluxes:
-        total_pixels += arm.shape[1]
-    buffer = np.empty(total_pixels, np.float32)
-    for row in range(n):
-        count = 0
-        for a in range(len(fluxes)):
-            flux = fluxes[a]
-            ivar = ivars[a]
-            mask = masks[a]
-            for p in range(flux.shape[1]):
-                f = flux[row, p]
-                v = ivar[row, p]
-                if mask[row, p] == 0 and v > 0 and np.isfinite(f) and np.isfinite(v):
-                    buffer[count] = np.float32(math.sqrt(v)) * f
-                    count += 1
-        if count == 0:
-            out[row] = 0.0
-            continue
-        high_index = count // 2
-        low_index = (count - 1) // 2
-        part = np.partition(buffer[:count], high_index)
-        high = part[high_index]
-        if low_index == high_index:
-            low = high
-        else:
-            low = part[0]
-            for k in range(1, high_index):
-                if part[k] > low:
-                    low = part[k]
-        out[row] = (low + high) / np.float32(2)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")

@@ -93,7 +93,9 @@ def read_image(hdul: fits.HDUList, name: str, path: Path) -> np.ndarray:
     # one pass over the page cache: memory-map the big-endian bytes, convert while copying
     raw = np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape)
     try:
-        array = raw.astype(dtype.newbyteorder("="))
+        # np.array (subok=False): a plain ndarray, not an in-memory np.memmap whose every
+        # slice goes through memmap.__getitem__
+        array = np.array(raw, dtype=dtype.newbyteorder("="))
     finally:
         del raw
     return array
