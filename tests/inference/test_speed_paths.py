@@ -1,0 +1,61 @@
+"""Fast paths of inference against their references: the fused compiled standardisation +
+input distance (``nn.predict.standardise_with_distance``) and the plain-ndarray coadd reader."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from desi_abundances.nn import predict
+
+
+def _block(seed: int = 0, n: int = 64, n_pixels: int = 500):
+    rng = np.random.default_rng(seed)
+    flux = rng.normal(1.0, 0.1, (n, n_pixels)).astype(np.float32)
+    ivar = rng.uniform(0.0, 400.0, (n, n_pixels)).astype(np.float32)
+    mask = rng.random((n, n_pixels)) < 0.1
+    ivar[mask] = 0.0
+    flux[mask] = 1.0
+    mask[3] = True                      # no good pixel: distance NaN
+    ivar[4, :20] = 0.0                  # ivar 0 on unmasked pixels: variance inf, term 0
+    median = rng.normal(1.0, 0.05, n_pixels).astype(np.float32)
+    iqr = rng.uniform(0.02, 0.2, n_pixels).astype(np.float32)
+    return flux, ivar, mask, median, iqr
+
+
+def test_fused_standardisation_and_distance_match_the_references():
+    pytest.importorskip("numba")
+    flux, ivar, mask, median, iqr = _block()
+    inputs, distance = predict.standardise_with_distance(flux, ivar, mask, median, iqr)
+    np.testing.assert_array_equal(inputs, predict.standardise(flux, mask, median, iqr))
+    expected = predict.input_distance(flux, ivar, mask, median, iqr)
+    assert np.isnan(distance[3]) and np.isnan(expected[3])
+    np.testing.assert_allclose(distance, expected, rtol=1e-5)
+    assert inputs.dtype == np.float32 and distance.dtype == np.float64
+
+
+def test_fused_path_accepts_float64_median_and_non_contiguous_rows():
+    pytest.importorskip("numba")
+    flux, ivar, mask, median, iqr = _block(seed=1)
+    inputs, distance = predict.standardise_with_distance(
+        flux[::2], ivar[::2], mask[::2], median.astype(np.float64), iqr.astype(np.float64))
+    np.testing.assert_array_equal(inputs, predict.standardise(flux[::2], mask[::2], median, iqr))
+    np.testing.assert_allclose(distance, predict.input_distance(flux[::2], ivar[::2], mask[::2],
+                                                                median, iqr), rtol=1e-5)
+
+
+def test_coadd_reader_returns_plain_native_arrays(tmp_path):
+    from astropy.io import fits
+
+    from desi_abundances.io.desi_coadd import read_image
+    from desi_abundances.io.fits_table import open_fits
+
+    data = np.arange(12, dtype=">f4").reshape(3, 4)
+    path = tmp_path / "image.fits"
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(data, name="B_FLUX")]).writeto(path)
+    hdul = open_fits(path, memmap=False)
+    try:
+        image = read_image(hdul, "B_FLUX", path)
+    finally:
+        hdul.close()
+    assert type(image) is np.ndarray and image.dtype == np.dtype("float32")
+    np.testing.assert_array_equal(image, data)
