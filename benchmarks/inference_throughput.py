@@ -243,12 +243,13 @@ def coadd_files(survey: Path) -> list[Path]:
     return sorted((survey / "healpix").rglob("*.fits"))
 
 
-def measure_read(files: list[Path]) -> tuple[float, int, float]:
-    """(spectra/s, spectra, seconds) reading FLUX/IVAR/MASK of every arm of every file."""
+def measure_read(files: list[Path]) -> tuple[float, int, float, float]:
+    """(spectra/s, spectra, seconds, CPU seconds) reading FLUX/IVAR/MASK of every arm of
+    every file."""
     from desi_abundances.io.desi_coadd import read_image
     from desi_abundances.io.fits_table import open_fits
 
-    n_spectra, start = 0, time.perf_counter()
+    n_spectra, start, cpu_start = 0, time.perf_counter(), time.process_time()
     for path in files:
         hdul = open_fits(path, memmap=False)
         try:
@@ -260,7 +261,7 @@ def measure_read(files: list[Path]) -> tuple[float, int, float]:
             hdul.close()
         del image
     seconds = time.perf_counter() - start
-    return n_spectra / seconds, n_spectra, seconds
+    return n_spectra / seconds, n_spectra, seconds, time.process_time() - cpu_start
 
 
 def forward_inputs(bundle: Any, files: list[Path], n_rows: int) -> np.ndarray:
@@ -282,15 +283,17 @@ def forward_inputs(bundle: Any, files: list[Path], n_rows: int) -> np.ndarray:
     return np.resize(inputs, (n_rows, inputs.shape[1]))
 
 
-def measure_forward(bundle: Any, inputs: np.ndarray, n_spectra: int, batch_size: int = 4096) -> tuple[float, float]:
-    """(spectra/s, seconds) of the forward pass alone over ``n_spectra`` preloaded inputs."""
+def measure_forward(bundle: Any, inputs: np.ndarray, n_spectra: int,
+                    batch_size: int = 4096) -> tuple[float, float, float]:
+    """(spectra/s, seconds, CPU seconds of all threads) of the forward pass alone over
+    ``n_spectra`` preloaded inputs."""
     import torch
 
     network = bundle.network()
     tensor = torch.from_numpy(inputs)
     with torch.inference_mode():
         network(tensor[:batch_size])  # warm-up
-        done, start = 0, time.perf_counter()
+        done, start, cpu_start = 0, time.perf_counter(), time.process_time()
         while done < n_spectra:
             for first in range(0, tensor.shape[0], batch_size):
                 network(tensor[first:first + batch_size])
@@ -298,7 +301,8 @@ def measure_forward(bundle: Any, inputs: np.ndarray, n_spectra: int, batch_size:
                 if done >= n_spectra:
                     break
         seconds = time.perf_counter() - start
-    return done / seconds, seconds
+        cpu_seconds = time.process_time() - cpu_start
+    return done / seconds, seconds, cpu_seconds * n_spectra / done
 
 
 # --------------------------------------------------------------------------------------
@@ -320,18 +324,20 @@ def coadd_loaders(survey: Path) -> dict:
                               filename_suffix=entry["filename_suffix"]).load()
 
 
-def run_end_to_end(survey: Path, bundle: Any, out: Path, overrides: dict[str, Any]) -> tuple[dict, dict, float]:
-    """Both inference nodes, timed: (inference report, VAC summary, seconds)."""
+def run_end_to_end(survey: Path, bundle: Any, out: Path,
+                   overrides: dict[str, Any]) -> tuple[dict, dict, float, float]:
+    """Both inference nodes, timed: (inference report, VAC summary, seconds, CPU seconds of
+    this process's threads; Dask workers in other processes are not counted)."""
     from desi_abundances.io.fits_table import FitsTableDataset
     from desi_abundances.pipelines.inference.nodes import build_vac, predict_coadds
 
     shutil.rmtree(out, ignore_errors=True)
     params = inference_params(out, overrides)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     velocities = FitsTableDataset(str(survey / "mwsall-pix-mock.fits"), hdu="RVTAB", columns=RVTAB_COLUMNS).load()
     report = predict_coadds(coadd_loaders(survey), velocities, bundle, list(bundle.label_names), params)
     summary = build_vac(report, params)
-    return report, summary, time.perf_counter() - start
+    return report, summary, time.perf_counter() - start, time.process_time() - cpu_start
 
 
 # --------------------------------------------------------------------------------------
@@ -348,36 +354,48 @@ def profile_stages(survey: Path, bundle: Any, n_files: int, out: Path) -> None:
     predictor = inference.BundlePredictor(bundle)
     settings = inference.InferenceSettings.from_params(inference_params(out, {"progress": False}))
     loaders = coadd_loaders(survey)
-    times = dict.fromkeys(["read", "select + S/N + velocities", "preprocess", "network + distance",
-                           "flags + Parquet write"], 0.0)
+    stages = ["read", "select + S/N + velocities", "preprocess", "network + distance",
+              "flags + Parquet write"]
+    times = dict.fromkeys(stages, 0.0)
+    cpu = dict.fromkeys(stages, 0.0)
+
+    def now() -> tuple[float, float]:
+        return time.perf_counter(), time.process_time()
+
     profiler = cProfile.Profile()
     n_spectra = 0
     for pid in sorted(loaders)[:n_files]:
-        t0 = time.perf_counter()
+        t0 = now()
         coadd = loaders[pid]()
-        t1 = time.perf_counter()
+        t1 = now()
         prepared = inference.prepare_partition(coadd, pid, _NoPrepare(predictor), velocities, settings)
-        t2 = time.perf_counter()
+        t2 = now()
         selected = coadd.select(_rows(coadd, prepared))  # done and timed in prepare_partition
-        untimed = time.perf_counter() - t2
+        untimed = np.subtract(now(), t2)
         profiler.enable()
         spectra = predictor.prepare(selected, prepared.table["vrad_kms"].to_numpy())
         profiler.disable()
-        t3 = time.perf_counter()
+        t3 = now()
         predictions = predict_labels(bundle, spectra, network=predictor.network)
-        t4 = time.perf_counter()
+        t4 = now()
         prepared.inputs = spectra
         inference.write_partition(prepared, _Fixed(predictor, predictions), settings, str(out / "profile"), "profile")
-        t5 = time.perf_counter()
-        for key, dt in zip(times, (t1 - t0, t2 - t1, t3 - t2 - untimed, t4 - t3, t5 - t4)):
-            times[key] += dt
+        t5 = now()
+        marks = [np.asarray(t) for t in (t0, t1, t2, t3, t4, t5)]
+        marks[3] = marks[3] - untimed
+        for key, start, stop in zip(stages, marks[:-1], marks[1:]):
+            times[key] += stop[0] - start[0]
+            cpu[key] += stop[1] - start[1]
+        marks[3] = marks[3] + untimed
         n_spectra += len(prepared.table)
-    total = sum(times.values())
-    print(f"\nper-stage profile, {n_files} coadds, {n_spectra} spectra, sequential:")
+    total, total_cpu = sum(times.values()), sum(cpu.values())
+    print(f"\nper-stage profile, {n_files} coadds, {n_spectra} spectra, one stage after the other "
+          f"(wall and CPU time of all threads; torch {__import__('torch').get_num_threads()} threads):")
     for key, seconds in times.items():
-        print(f"  {key:28s} {1e6 * seconds / n_spectra:8.1f} us/spectrum  "
-              f"{n_spectra / seconds:9.0f} spectra/s  {100 * seconds / total:5.1f} %")
-    print(f"  {'total':28s} {1e6 * total / n_spectra:8.1f} us/spectrum  {n_spectra / total:9.0f} spectra/s")
+        print(f"  {key:28s} wall {1e6 * seconds / n_spectra:7.1f} us/spectrum {100 * seconds / total:5.1f} %"
+              f"   CPU {1e6 * cpu[key] / n_spectra:7.1f} us/spectrum {100 * cpu[key] / total_cpu:5.1f} %")
+    print(f"  {'total':28s} wall {1e6 * total / n_spectra:7.1f} us/spectrum {n_spectra / total:6.0f}/s"
+          f"   CPU {1e6 * total_cpu / n_spectra:7.1f} us/spectrum")
     print("\nspectra.preprocess, top functions by own time:")
     pstats.Stats(profiler, stream=sys.stdout).sort_stats("tottime").print_stats(8)
 
@@ -440,10 +458,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(f"mock survey: {survey} ({len(files)} coadds); model: {bundle_kind}; torch threads "
           f"{torch.get_num_threads()}", flush=True)
 
-    r_read, n_read, read_s = measure_read(files)
+    r_read, n_read, read_s, read_cpu = measure_read(files)
     print(f"read FLUX/IVAR/MASK: {n_read} spectra in {read_s:.1f} s = {r_read:.0f} spectra/s", flush=True)
     inputs = forward_inputs(bundle, files, 8192)
-    r_forward, forward_s = measure_forward(bundle, inputs, args.forward_spectra)
+    r_forward, forward_s, forward_cpu = measure_forward(bundle, inputs, args.forward_spectra)
     del inputs
     print(f"network forward pass: {args.forward_spectra} spectra in {forward_s:.1f} s = {r_forward:.0f} spectra/s",
           flush=True)
@@ -453,12 +471,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     out = args.cache / "inference_output"
     with PeakRss() as memory:
-        report, summary, seconds = run_end_to_end(survey, bundle, out, overrides)
+        report, summary, seconds, cpu_seconds = run_end_to_end(survey, bundle, out, overrides)
     n_spectra = int(report["n_spectra_predicted"])
     end_to_end = n_spectra / seconds
     print(f"end to end: {n_spectra} spectra ({report['n_processed']} coadds) to {summary['n_rows']} VAC rows "
           f"in {seconds:.1f} s = {end_to_end:.0f} spectra/s; inference node alone "
           f"{report['spectra_per_s']:.0f} spectra/s; peak RSS {memory.peak / 2**20:.0f} MB", flush=True)
+    # load-independent view: CPU time per spectrum, and what it allows on idle cores
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cpu_read_us = 1e6 * read_cpu / n_read
+    cpu_forward_us = 1e6 * forward_cpu / args.forward_spectra
+    cpu_end_to_end_us = 1e6 * cpu_seconds / max(n_spectra, 1)
+    ceiling_idle = 1e6 / (cpu_read_us + cpu_forward_us / cores)
+    end_to_end_idle = 1e6 * cores / cpu_end_to_end_us
+    print(f"CPU time per spectrum: read {cpu_read_us:.0f} us, forward {cpu_forward_us:.0f} us, end to end "
+          f"{cpu_end_to_end_us:.0f} us (all threads); on {cores} idle cores that allows at most "
+          f"{end_to_end_idle:.0f} spectra/s end to end vs a ceiling of {ceiling_idle:.0f}", flush=True)
     if args.profile:
         profile_stages(survey, bundle, args.profile_files, args.cache / "profile_output")
     print(f"load average after: {load_average()}", flush=True)
@@ -473,6 +501,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "model": bundle_kind,
         "scheduler": report["scheduler"],
         "load_average": os.getloadavg()[0],
+        "cpu_us_per_spectrum": {"read": round(cpu_read_us, 1), "forward": round(cpu_forward_us, 1),
+                                "end_to_end": round(cpu_end_to_end_us, 1)},
+        "idle_cores_end_to_end_spectra_per_s": round(end_to_end_idle, 1),
+        "idle_cores_ceiling_spectra_per_s": round(ceiling_idle, 1),
     }
     print(json.dumps(result))
     return result

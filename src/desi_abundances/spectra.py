@@ -1,4 +1,5 @@
-"""Spectra containers and the operations on them. numpy only, no I/O, no Kedro.
+"""Spectra containers and the operations on them. numpy (plus the optional numba kernels of
+``spectra_kernels`` behind :func:`preprocess`), no I/O, no Kedro.
 
 Two containers:
 
@@ -261,9 +262,10 @@ def median_snr(coadd: CoaddSpectra) -> np.ndarray:
 # Preprocessing: continuum-normalise each arm, merge the arms, shift to the rest frame.
 # Used by feature engineering (training set) AND inference with the same ``settings``
 # (``params:feature_engineering.preprocessing``, stored in the model bundle).
-# Every operation works on whole (n_spectra, n_pixels) blocks: no per-spectrum loops. Rows
-# are processed in blocks of ``PREPROCESS_BLOCK_ROWS`` only so that the working arrays stay
-# in the CPU cache (results do not depend on the block size).
+# The numpy reference (``preprocess_reference``, which defines the result) works on whole
+# (n_spectra, n_pixels) blocks of ``PREPROCESS_BLOCK_ROWS`` rows (cache-sized; results do
+# not depend on the block size). ``preprocess`` runs the same float32 operations fused per
+# spectrum in compiled kernels (``spectra_kernels``) when numba is installed.
 # =======================================================================================
 
 DEFAULT_PREPROCESSING: dict[str, Any] = {
