@@ -768,7 +768,9 @@ def _run_synchronous(
                 continue
             yield result
         return
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="coadd-reader") as reader:
+    # one reader thread per coadd read ahead: with prefetch >= 2 the reads, selections and
+    # S/N of consecutive coadds overlap too (the compiled preprocess is multi-threaded anyway)
+    with ThreadPoolExecutor(max_workers=prefetch, thread_name_prefix="coadd-reader") as reader:
         queue = iter(todo)
         pending: deque[tuple[str, Future]] = deque()
 

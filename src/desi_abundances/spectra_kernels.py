@@ -102,16 +102,13 @@ def normalise_arm_into(flux, ivar, mask, bin_pixels, taps, iterations, clip_sigm
     level = np.empty(n_bins, np.float32)
     zero = np.float32(0.0)
     for row in range(n):
-        for p in range(n_pixels):
+        for p in range(n_pixels):  # branch-free, vectorised
             weight = ivar[row, p]
-            if mask[row, p] == 0 and weight > 0:
-                product = flux[row, p] * weight
-                if np.isfinite(product):
-                    w[p] = weight
-                    wf[p] = product
-                    continue
-            w[p] = zero
-            wf[p] = zero
+            weight = weight if (mask[row, p] == 0 and weight > 0) else zero
+            product = flux[row, p] * weight
+            good = np.isfinite(product)
+            w[p] = weight if good else zero
+            wf[p] = product if good else zero
         for b in range(n_bins):
             s_wf = zero
             s_w = zero
@@ -170,23 +167,20 @@ def merge_and_shift(weighted, total, low, high, scale, shift, rest_frame_ok,
     packed_flux = np.empty(n_pixels, np.float32)
     packed_var = np.empty(n_pixels, np.float32)
     one = np.float32(1.0)
+    inf = np.float32(np.inf)
     for row in range(n):
+        # branch-free (vectorised) merge: divisions are computed everywhere, then selected
         for p in range(n_pixels):
             t_ = total[row, p]
-            value = weighted[row, p]
-            if t_ > 0:
-                value = value / t_
-            if value < low or value > high:
-                t_ = np.float32(0.0)
+            summed = weighted[row, p]
+            value = summed / t_ if t_ > 0 else summed
+            t_ = np.float32(0.0) if (value < low or value > high) else t_
             packed_flux[p] = value
-            if t_ > 0:
-                packed_var[p] = one / t_
-            else:
-                packed_var[p] = _BAD_VARIANCE
+            packed_var[p] = one / t_ if t_ > 0 else _BAD_VARIANCE
         a = scale[row]
         c = shift[row]
         ok = rest_frame_ok[row]
-        n_bad = 0
+        # the gather; a bad pixel keeps variance inf (ivar 0) for the division pass below
         for i in range(n_pixels):
             position = np.float32(i) * a + c
             left_float = np.floor(position)
@@ -200,20 +194,19 @@ def merge_and_shift(weighted, total, low, high, scale, shift, rest_frame_ok,
             value = (f_right - f_left) * t + f_left
             w0 = one - t
             variance = w0 * w0 * v_left + (t * t) * v_right
-            if (not inside) or variance > _VARIANCE_LIMIT:
-                ivar_out = np.float32(0.0)
+            if (not inside) or variance > _VARIANCE_LIMIT or not ok:
+                variance = inf
                 value = one
-            else:
-                ivar_out = one / variance
-            if not ok:
-                ivar_out = np.float32(0.0)
-            bad = ivar_out <= 0
-            if bad:
-                value = one
-                n_bad += 1
             out_flux[row, i] = value
+            out_ivar[row, i] = variance
+        n_bad = 0
+        for i in range(n_pixels):
+            ivar_out = one / out_ivar[row, i]
+            bad = ivar_out <= 0
             out_ivar[row, i] = ivar_out
+            out_flux[row, i] = one if bad else out_flux[row, i]
             out_mask[row, i] = bad
+            n_bad += bad
         good_fraction[row] = one - np.float32(n_bad) / np.float32(n_pixels)
 
 
