@@ -34,15 +34,33 @@ What it does, in one run:
 5. Peak memory: resident set size of this process plus all its children (psutil, sampled
    every 20 ms) during the end-to-end run.
 
-Ends with one JSON line: ``{"end_to_end_spectra_per_s", "ceiling_spectra_per_s", "ratio",
-"peak_rss_mb", "n_spectra", ...}``. Other processes may load the CPU: the load average
-(``os.getloadavg``) is printed before and after.
+6. CPU time (``time.process_time``: all threads of this process) per spectrum of reading, of
+   the forward pass and of the end-to-end run, and the rates they allow on idle cores:
+   ``idle_cores_end_to_end_spectra_per_s`` = cores / end-to-end CPU time per spectrum (an upper
+   bound: perfect overlap), ``idle_cores_ceiling_spectra_per_s`` = 1 / (read CPU + forward
+   CPU / cores). On a shared machine the wall-clock rates measure the load as much as the
+   code; these do not (much).
 
-Measured 2026-11-25 on the 2-core development machine under a load average of 6.4-8.8 (five
-other engineers), trained bundle (default architecture), 101,081 spectra in 80 coadds:
-read 4,886 spectra/s, forward 5,323 spectra/s, ceiling 2,547 spectra/s, end to end
-707 spectra/s (ratio 0.28), peak RSS 1,060 MB. ``--profile``: preprocess 43 %, network +
-input distance 35 %, selection + S/N 13 %, read 6 %, flags + Parquet 2 %.
+Ends with one JSON line: ``{"end_to_end_spectra_per_s", "ceiling_spectra_per_s", "ratio",
+"peak_rss_mb", "n_spectra", "cpu_us_per_spectrum", "idle_cores_end_to_end_spectra_per_s",
+...}``. Other processes may load the CPU: the load average (``os.getloadavg``) is printed
+before and after.
+
+Measured 2026-11-25 on the 2-core development machine, trained bundle (default architecture),
+101,081 spectra in 80 coadds:
+
+- before the compiled kernels (numpy preprocessing), load average 6.4-8.8: read 4,886
+  spectra/s, forward 5,323 spectra/s, ceiling 2,547 spectra/s, end to end 707 spectra/s
+  (ratio 0.28), peak RSS 1,060 MB; ``--profile`` CPU time per spectrum (load ~10, one torch
+  thread): read 74 us, selection + S/N 147 us, preprocess 418 us, network + input distance
+  242 us, flags + Parquet 10 us: 891 us in all.
+- with numba 0.68.1 kernels (``spectra_kernels``), load average 10.2-12.3 (my process got
+  ~0.4 of a core): read 10,157 spectra/s, forward 6,249 spectra/s, ceiling 3,869 spectra/s,
+  end to end 931 spectra/s (``--set prefetch=2``; 846 with prefetch 1 at load 9.5-11),
+  peak RSS 1,328 MB (967 MB with prefetch 1). CPU time per spectrum: read 46 us, forward
+  65 us, end to end 439 us, i.e. at most ~4,550 spectra/s end to end on two idle cores.
+  ``--profile`` CPU per spectrum: read 61 us, selection + S/N 89 us, preprocess 183 us,
+  network + input distance 74 us, flags + Parquet 10 us: 417 us in all (2.1x less).
 """
 from __future__ import annotations
 
