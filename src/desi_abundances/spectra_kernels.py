@@ -33,20 +33,30 @@ def gaussian_weights(sigma: float, truncate: float = 5.0) -> np.ndarray:
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _smooth_level(sum_wf, sum_w, taps, level):
+def _smooth_level(sum_wf, sum_w, taps, level, scratch):
     """level = gaussian(sum_wf) / gaussian(sum_w) per bin (constant-0 edges, float64
     accumulation rounded to float32 as scipy does), NaN where the smoothed weight is <= 0,
-    then NaN filled with the nearest finite bin (ties: the left one; none: 1)."""
+    then NaN filled with the nearest finite bin (ties: the left one; none: 1).
+
+    ``scratch``: (4, n_bins + taps.size - 1) float64 work space."""
     n_bins = sum_wf.size
     radius = (taps.size - 1) // 2
-    num = np.zeros(n_bins)
-    den = np.zeros(n_bins)
-    for tap in range(taps.size):  # tap-outer: the inner loop over bins vectorises
+    padded_wf = scratch[0]
+    padded_w = scratch[1]
+    num = scratch[2]
+    den = scratch[3]
+    padded_wf[:] = 0.0
+    padded_w[:] = 0.0
+    for b in range(n_bins):
+        padded_wf[radius + b] = sum_wf[b]
+        padded_w[radius + b] = sum_w[b]
+    num[:n_bins] = 0.0
+    den[:n_bins] = 0.0
+    for tap in range(taps.size):  # tap-outer over zero-padded sums: the bin loop vectorises
         weight = taps[tap]
-        shift = tap - radius
-        for b in range(max(0, -shift), min(n_bins, n_bins - shift)):
-            num[b] += weight * sum_wf[b + shift]
-            den[b] += weight * sum_w[b + shift]
+        for b in range(n_bins):
+            num[b] += weight * padded_wf[b + tap]
+            den[b] += weight * padded_w[b + tap]
     any_nan = False
     any_good = False
     for b in range(n_bins):
@@ -83,6 +93,19 @@ def _smooth_level(sum_wf, sum_w, taps, level):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
+def _bin_sums(wf, w, bin_pixels, sum_wf, sum_w):
+    """Sums over consecutive bins of ``bin_pixels`` pixels, each summed in pixel order; the
+    loop runs across bins (independent sums: no chain of dependent additions)."""
+    n_bins = sum_wf.size
+    sum_wf[:] = 0.0
+    sum_w[:] = 0.0
+    for k in range(bin_pixels):
+        for b in range(n_bins):
+            sum_wf[b] += wf[b * bin_pixels + k]
+            sum_w[b] += w[b * bin_pixels + k]
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
 def normalise_arm_into(flux, ivar, mask, bin_pixels, taps, iterations, clip_sigma,
                        keep_fraction, left_weight, right_weight, offset, weighted, total):
     """:func:`spectra.normalise_arm` of every row, added into the merged arrays.
@@ -97,9 +120,12 @@ def normalise_arm_into(flux, ivar, mask, bin_pixels, taps, iterations, clip_sigm
     w = np.zeros(padded, np.float32)
     wf = np.zeros(padded, np.float32)
     k_sqrt_w = np.zeros(padded, np.float32)
+    kept_w = np.zeros(padded, np.float32)
+    kept_wf = np.zeros(padded, np.float32)
     sum_wf = np.empty(n_bins, np.float32)
     sum_w = np.empty(n_bins, np.float32)
     level = np.empty(n_bins, np.float32)
+    scratch = np.zeros((4, n_bins + taps.size - 1))
     zero = np.float32(0.0)
     for row in range(n):
         for p in range(n_pixels):  # branch-free, vectorised
@@ -109,31 +135,20 @@ def normalise_arm_into(flux, ivar, mask, bin_pixels, taps, iterations, clip_sigm
             good = np.isfinite(product)
             w[p] = weight if good else zero
             wf[p] = product if good else zero
-        for b in range(n_bins):
-            s_wf = zero
-            s_w = zero
-            for k in range(b * bin_pixels, (b + 1) * bin_pixels):
-                s_wf += wf[k]
-                s_w += w[k]
-            sum_wf[b] = s_wf
-            sum_w[b] = s_w
-        _smooth_level(sum_wf, sum_w, taps, level)
+        _bin_sums(wf, w, bin_pixels, sum_wf, sum_w)
+        _smooth_level(sum_wf, sum_w, taps, level, scratch)
         if iterations > 1:
             for p in range(padded):
                 k_sqrt_w[p] = np.float32(math.sqrt(w[p])) * clip_sigma
             for _ in range(iterations - 1):
                 for b in range(n_bins):
                     scaled = level[b] * keep_fraction
-                    s_wf = zero
-                    s_w = zero
                     for k in range(b * bin_pixels, (b + 1) * bin_pixels):
-                        threshold = w[k] * scaled - k_sqrt_w[k]
-                        if not (wf[k] < threshold):
-                            s_wf += wf[k]
-                            s_w += w[k]
-                    sum_wf[b] = s_wf
-                    sum_w[b] = s_w
-                _smooth_level(sum_wf, sum_w, taps, level)
+                        line = wf[k] < w[k] * scaled - k_sqrt_w[k]  # absorption: left out
+                        kept_wf[k] = zero if line else wf[k]
+                        kept_w[k] = zero if line else w[k]
+                _bin_sums(kept_wf, kept_w, bin_pixels, sum_wf, sum_w)
+                _smooth_level(sum_wf, sum_w, taps, level, scratch)
         for b in range(n_bins):
             if not (level[b] > 0):
                 level[b] = 1.0
