@@ -108,3 +108,39 @@ def test_principal_component_inputs_round_trip(data, tmp_path):
     test = spectra.select(split_rows(spectra, split, "test"))
     np.testing.assert_allclose(predict_labels(dataset.load(), test)["fe_h"],
                                predict_labels(bundle, test)["fe_h"])
+
+
+def test_ridge_inputs_feed_the_skip_predictions_to_the_mlp(data, tmp_path):
+    from desi_abundances.io.model_bundle import ModelBundleDataset
+
+    spectra, split, standardisation = data
+    stacked = {**SETTINGS,
+               "architecture": {**SETTINGS["architecture"], "input_components": 16,
+                                "ridge_inputs": True},
+               "optimisation": {**SETTINGS["optimisation"], "max_epochs": 30}}
+    bundle, result, metrics = fit_label_model(spectra, split, standardisation, LABELS, stacked)
+    assert bundle.architecture["ridge_inputs"] is True
+    assert bundle.state_dict["body.0.weight"].shape[1] == 16 + len(LABELS)
+    assert metrics["fe_h_residual_std"] < 0.15
+    network = bundle.network()
+    test = spectra.select(split_rows(spectra, split, "test"))
+    inputs = torch.randn(5, spectra.wavelength.size)
+    with torch.no_grad():
+        skip = network.skip(inputs)
+        mean, _ = network(inputs)
+        mlp_mean, _ = network.mlp(torch.cat([network.projection(inputs), skip], dim=1))
+        # the MLP does read the skip predictions: changing them changes its output
+        shifted, _ = network.mlp(torch.cat([network.projection(inputs), skip + 1.0], dim=1))
+    torch.testing.assert_close(mean, mlp_mean + skip)
+    assert not torch.allclose(shifted, mlp_mean)
+    dataset = ModelBundleDataset(str(tmp_path / "b.safetensors"))
+    dataset.save(bundle)
+    np.testing.assert_allclose(predict_labels(dataset.load(), test)["fe_h"],
+                               predict_labels(bundle, test)["fe_h"])
+
+
+def test_ridge_inputs_need_the_skip_path():
+    from desi_abundances.nn.network import LabelNetwork
+
+    with pytest.raises(ValueError, match="ridge_inputs needs linear_skip"):
+        LabelNetwork(10, 2, [8], linear_skip=False, ridge_inputs=True)

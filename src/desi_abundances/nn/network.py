@@ -16,6 +16,7 @@ DEFAULT_ARCHITECTURE: dict[str, Any] = {
     "dropout": 0.2,
     "linear_skip": True,
     "input_components": 64,
+    "ridge_inputs": True,
 }
 """Defaults of the architecture (``params:training.architecture`` overrides them)."""
 
@@ -32,6 +33,9 @@ def architecture_for(n_inputs: int, n_labels: int, settings: dict[str, Any] | No
         raise ValueError(f"unknown architecture setting(s) {unknown}; known: "
                          f"{sorted(DEFAULT_ARCHITECTURE)}")
     full = {**DEFAULT_ARCHITECTURE, **settings}
+    if full["ridge_inputs"] and not full["linear_skip"]:
+        raise ValueError("ridge_inputs needs linear_skip (the MLP reads the skip path's "
+                         "predictions): set ridge_inputs: false as well")
     if full["activation"] not in ACTIVATIONS:
         raise ValueError(f"unknown activation {full['activation']!r}; one of {sorted(ACTIVATIONS)}")
     return {
@@ -42,6 +46,7 @@ def architecture_for(n_inputs: int, n_labels: int, settings: dict[str, Any] | No
         "dropout": float(full["dropout"]),
         "linear_skip": bool(full["linear_skip"]),
         "input_components": int(full["input_components"]),
+        "ridge_inputs": bool(full["ridge_inputs"]),
     }
 
 
@@ -58,12 +63,17 @@ class LabelNetwork(nn.Module):
     instead of the pixels: with a few thousand training stars and 7,781 pixels that removes
     most of the room to fit pixel noise, lets training run on (n, k) arrays (fast on a CPU)
     and makes the forward pass cheap.
+
+    With ``ridge_inputs`` (needs ``linear_skip``) the MLP also reads the skip path's label
+    predictions, so it can correct them as a function of the predicted labels themselves.
     """
 
     def __init__(self, n_inputs: int, n_labels: int, hidden_sizes: list[int],
                  activation: str = "silu", dropout: float = 0.0, linear_skip: bool = True,
-                 input_components: int = 0):
+                 input_components: int = 0, ridge_inputs: bool = False):
         super().__init__()
+        if ridge_inputs and not linear_skip:
+            raise ValueError("ridge_inputs needs linear_skip: the MLP reads the skip path")
         layers: list[nn.Module] = []
         width = n_inputs
         self.projection = None
@@ -72,6 +82,9 @@ class LabelNetwork(nn.Module):
             self.projection = nn.Linear(n_inputs, input_components)
             self.projection.requires_grad_(False)
             width = input_components
+        self.ridge_inputs = bool(ridge_inputs)
+        if self.ridge_inputs:
+            width += n_labels
         for size in hidden_sizes:
             layers += [nn.Linear(width, size), ACTIVATIONS[activation]()]
             if dropout > 0:
@@ -89,8 +102,12 @@ class LabelNetwork(nn.Module):
                 self.skip.bias.zero_()
 
     def features(self, inputs: torch.Tensor) -> torch.Tensor:
-        """What the MLP reads: the inputs or their principal components."""
-        return inputs if self.projection is None else self.projection(inputs)
+        """What the MLP reads: the inputs or their principal components, followed by the
+        skip path's predictions when ``ridge_inputs``."""
+        features = inputs if self.projection is None else self.projection(inputs)
+        if self.ridge_inputs:
+            features = torch.cat([features, self.skip(inputs)], dim=1)
+        return features
 
     def mlp(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The MLP's (mean, log_variance) from :meth:`features`, without the skip path."""
@@ -100,9 +117,13 @@ class LabelNetwork(nn.Module):
 
     def forward(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Standardised inputs (n, n_inputs) -> (mean, log_variance), each (n, n_labels)."""
-        mean, log_variance = self.mlp(self.features(inputs))
-        if self.skip is not None:
-            mean = mean + self.skip(inputs)
+        skip = self.skip(inputs) if self.skip is not None else None
+        features = inputs if self.projection is None else self.projection(inputs)
+        if self.ridge_inputs:
+            features = torch.cat([features, skip], dim=1)
+        mean, log_variance = self.mlp(features)
+        if skip is not None:
+            mean = mean + skip
         return mean, log_variance
 
 
@@ -116,4 +137,5 @@ def build_network(architecture: dict[str, Any]) -> LabelNetwork:
         dropout=architecture["dropout"],
         linear_skip=architecture["linear_skip"],
         input_components=architecture.get("input_components", 0),
+        ridge_inputs=architecture.get("ridge_inputs", False),
     )

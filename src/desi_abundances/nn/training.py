@@ -206,19 +206,26 @@ def train_network(architecture: dict[str, Any], train: TrainingArrays,
         # noise mapped into component space (per component, ignoring the small correlations
         # between components that pixel noise induces)
         with torch.no_grad():
-            inputs = network.features(inputs)
+            inputs = network.projection(inputs)
             noise = torch.sqrt((noise**2) @ (network.projection.weight.detach() ** 2).T)
 
     def forward(batch: torch.Tensor, rows: torch.Tensor, scale: torch.Tensor | None):
         if not frozen_skip:
-            return network(batch)
-        mean, log_variance = network.mlp(network.features(batch)
-                                         if network.projection is None else batch)
-        mean = mean + skip_train[rows]
+            if network.projection is None:
+                return network(batch)
+            if network.skip is None:  # batch holds the components already
+                return network.mlp(batch)
+            raise ValueError("a trained skip path (skip_learning_rate_factor > 0) needs "
+                             "input_components 0")
+        skip_mean = skip_train[rows]
         if scale is not None:
-            mean = mean + scale * skip_noise[rows] * torch.randn(
-                mean.shape, generator=noise_generator, device=device)
-        return mean, log_variance
+            skip_mean = skip_mean + scale * skip_noise[rows] * torch.randn(
+                skip_mean.shape, generator=noise_generator, device=device)
+        features = batch  # pixels, or their components when there is a projection
+        if network.ridge_inputs:  # the MLP reads the same (out-of-sample) skip predictions
+            features = torch.cat([features, skip_mean], dim=1)
+        mean, log_variance = network.mlp(features)
+        return mean + skip_mean, log_variance
     beta, batch_size = float(settings["nll_beta"]), int(settings["batch_size"])
     augmentation = float(settings["noise_augmentation"])
 
