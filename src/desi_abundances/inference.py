@@ -400,9 +400,18 @@ def median_snr(coadd: Any) -> np.ndarray:
     ratios = np.empty((n_spectra, sum(arm.flux.shape[1] for arm in arms)), np.float32)
     n_good = np.zeros(n_spectra, np.int64)
     column = 0
+    try:
+        from desi_abundances.spectra_kernels import snr_per_pixel
+    except ImportError:  # numba missing: the numpy passes
+        snr_per_pixel = None
     for arm in arms:
         out = ratios[:, column : column + arm.flux.shape[1]]
         column += arm.flux.shape[1]
+        if snr_per_pixel is not None:
+            snr_per_pixel(np.ascontiguousarray(arm.flux, np.float32),
+                          np.ascontiguousarray(arm.ivar, np.float32),
+                          np.ascontiguousarray(arm.mask, np.int32), out, n_good)
+            continue
         good = np.isfinite(arm.flux)
         good &= np.isfinite(arm.ivar)
         good &= arm.ivar > 0

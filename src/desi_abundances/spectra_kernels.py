@@ -243,3 +243,21 @@ def standardise_and_distance(flux, ivar, mask, median, iqr, spread, inputs, dist
             acc += (diff * diff) / variance
             n_good += 1
         distance[row] = acc / n_good if n_good > 0 else np.nan
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def snr_per_pixel(flux, ivar, mask, out, n_good):
+    """``out = flux * sqrt(ivar)`` (float32) at good pixels (finite flux and ivar, ivar > 0,
+    mask 0), +inf elsewhere (sorted after every good value); ``n_good += good pixels`` per
+    row. One pass of the first half of :func:`inference.median_snr`."""
+    n, n_pixels = flux.shape
+    inf = np.float32(np.inf)
+    for row in range(n):
+        count = 0
+        for p in range(n_pixels):
+            f = flux[row, p]
+            v = ivar[row, p]
+            good = np.isfinite(f) and np.isfinite(v) and v > 0 and mask[row, p] == 0
+            out[row, p] = np.float32(math.sqrt(v)) * f if good else inf
+            count += good
+        n_good[row] += count
