@@ -440,6 +440,16 @@ class PreparedPartition:
     is_mock: bool
     source: str | None = None
     """Signature of the input file (see :func:`source_signature`)."""
+    input_rows: np.ndarray | None = None
+    """Rows of the predictor's output that make ``table`` (None: all, in order): set when the
+    whole coadd was prepared because nearly every row is a target (see
+    ``WHOLE_COADD_FRACTION``)."""
+
+
+WHOLE_COADD_FRACTION = 0.9
+"""When at least this fraction of a coadd's rows are targets, the whole coadd is prepared and
+the targets' rows picked from the predictions: cheaper than copying every arm of the coadd
+to drop a few rows (non-targets then cost a little preprocessing and network time)."""
 
 
 def prepare_partition(
@@ -458,10 +468,13 @@ def prepare_partition(
     rows = select_targets(coadd, in_catalogue, settings.only_mws_catalogue)
     if rows.size == 0:
         return PreparedPartition(partition_id, empty_output_table([])[list(_META_COLUMNS)], None, is_mock)
-    if rows.size != coadd.n_spectra:
-        coadd = coadd.select(rows)
-    fibermap = coadd.fibermap
+    whole = rows.size == coadd.n_spectra or rows.size >= WHOLE_COADD_FRACTION * coadd.n_spectra
+    prepared_coadd = coadd
+    if not whole:
+        coadd = prepared_coadd = coadd.select(rows)
+    fibermap = coadd.fibermap.iloc[rows] if whole and rows.size != coadd.n_spectra else coadd.fibermap
     vrad = vrad_all[rows]
+    snr = median_snr(coadd)[rows] if whole else median_snr(coadd)
     fiberstatus = (
         np.asarray(fibermap["COADD_FIBERSTATUS"], dtype=np.int32)
         if "COADD_FIBERSTATUS" in fibermap.columns
@@ -476,11 +489,15 @@ def prepare_partition(
             "PROGRAM": np.full(rows.size, program, dtype=object),
             "HEALPIX": np.full(rows.size, healpix, dtype=np.int32),
             "COADD_FIBERSTATUS": fiberstatus,
-            "snr": median_snr(coadd),
+            "snr": snr,
             "vrad_kms": vrad.astype(np.float64),
         }
     )
-    return PreparedPartition(partition_id, table, predictor.prepare(coadd, vrad), is_mock)
+    if whole and rows.size != coadd.n_spectra:
+        # non-targets go through too (their velocity may be missing: masked spectra)
+        inputs = predictor.prepare(prepared_coadd, vrad_all)
+        return PreparedPartition(partition_id, table, inputs, is_mock, input_rows=rows)
+    return PreparedPartition(partition_id, table, predictor.prepare(prepared_coadd, vrad), is_mock)
 
 
 def finish_partition(
@@ -496,6 +513,8 @@ def finish_partition(
     if prepared.inputs is None:
         return empty_output_table(predictor.label_names)
     predictions = predictor.predict(prepared.inputs)
+    if prepared.input_rows is not None:
+        predictions = predictions.iloc[prepared.input_rows].reset_index(drop=True)
     if len(predictions) != len(table) or not np.array_equal(
         np.asarray(predictions["TARGETID"], dtype=np.int64), table["TARGETID"].to_numpy()
     ):

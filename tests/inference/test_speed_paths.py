@@ -59,3 +59,24 @@ def test_coadd_reader_returns_plain_native_arrays(tmp_path):
         hdul.close()
     assert type(image) is np.ndarray and image.dtype == np.dtype("float32")
     np.testing.assert_array_equal(image, data)
+
+
+def test_whole_coadd_path_gives_the_same_table_as_selecting_rows(monkeypatch):
+    import pandas as pd
+
+    from desi_abundances import inference
+    from inference_fakes import FakePredictor, make_coadd, partition_id, rvtab
+
+    coadd = make_coadd(10020, n_spectra=20)
+    coadd.fibermap.loc[7, "OBJTYPE"] = "SKY"      # a non-target inside the file
+    lookup = inference.RadialVelocityLookup(inference.radial_velocity_table(rvtab({10020: coadd})))
+    settings = inference.InferenceSettings()
+    tables = {}
+    for fraction in (0.5, 1.01):                  # whole coadd, then a selected copy
+        monkeypatch.setattr(inference, "WHOLE_COADD_FRACTION", fraction)
+        prepared = inference.prepare_partition(coadd, partition_id(10020), FakePredictor(), lookup, settings)
+        assert (prepared.input_rows is not None) == (fraction < 1)
+        tables[fraction] = inference.finish_partition(prepared, FakePredictor(), settings)
+    pd.testing.assert_frame_equal(tables[0.5], tables[1.01])
+    expected = [t for i, t in enumerate(coadd.fibermap["TARGETID"]) if i not in (7, 19)]
+    assert list(tables[0.5]["TARGETID"]) == expected
