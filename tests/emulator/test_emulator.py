@@ -54,6 +54,7 @@ def test_spectral_model_protocol(tmp_path):
                            "mg_fe": [0.1, 0.2]})  # extra columns ignored
     flux = model.normalised_flux(labels)
     assert flux.shape == (2, model.wavelength.size) and flux.dtype == np.float32
+    assert flux.min() >= 0.0 and flux.max() <= 1.0
     assert model.last_clipped == 1  # 9000 K clipped to the 6000 K training edge
     edge = model.normalised_flux(labels.assign(teff=[5000.0, 6000.0]))
     assert np.allclose(flux, edge)

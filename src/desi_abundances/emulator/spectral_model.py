@@ -80,11 +80,13 @@ class EmulatorSpectralModel:
         return self.network(labels)
 
     def normalised_flux(self, labels: pd.DataFrame) -> np.ndarray:
-        """(n, n_wave) float32 continuum-normalised rest-frame flux."""
+        """(n, n_wave) float32 continuum-normalised rest-frame flux, clipped to [0, 1] (an
+        absorption spectrum; the network can overshoot by a few percent)."""
         inputs = self.label_array(labels)
         out = np.empty((inputs.shape[0], self.wavelength.size), dtype=np.float32)
         with torch.no_grad():
             for start in range(0, inputs.shape[0], self.batch_size):
                 batch = torch.from_numpy(inputs[start : start + self.batch_size])
                 out[start : start + batch.shape[0]] = self.network(batch).numpy()
+        np.clip(out, 0.0, 1.0, out=out)
         return out
