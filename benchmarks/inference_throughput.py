@@ -388,10 +388,15 @@ def profile_stages(survey: Path, bundle: Any, n_files: int, out: Path) -> None:
         t1 = now()
         prepared = inference.prepare_partition(coadd, pid, _NoPrepare(predictor), velocities, settings)
         t2 = now()
-        selected = coadd.select(_rows(coadd, prepared))  # done and timed in prepare_partition
+        if prepared.input_rows is None:  # the targets' rows are copied out (timed above)
+            selected, vrad = coadd.select(_rows(coadd, prepared)), prepared.table["vrad_kms"].to_numpy()
+        else:  # nearly all rows are targets: the whole coadd is preprocessed
+            survey_name, program, _ = inference.coadd_survey_program(coadd, pid)
+            selected = coadd
+            vrad = velocities.lookup(survey_name, program, coadd.fibermap["TARGETID"].to_numpy())[0]
         untimed = np.subtract(now(), t2)
         profiler.enable()
-        spectra = predictor.prepare(selected, prepared.table["vrad_kms"].to_numpy())
+        spectra = predictor.prepare(selected, vrad)
         profiler.disable()
         t3 = now()
         predictions = predict_labels(bundle, spectra, network=predictor.network)
