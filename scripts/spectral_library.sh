@@ -11,7 +11,9 @@
 #
 # Everything third-party (sources, atmospheres, line lists) stays in build/synthesis/ (gitignored);
 # only results go to data/spectral_library/. Synthesis always runs under `nice -n 19`.
-# Stop a background run:  kill $(cat build/synthesis/logs/driver.pid)   (it resumes where it stopped)
+# Stop a background run (driver, workers and their Turbospectrum processes, one process group):
+#   kill -- -$(ps -o pgid= -p $(cat build/synthesis/logs/driver.pid) | tr -d ' ')
+# Restarting resumes where it stopped (finished stars are kept; interrupted ones are redone).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
