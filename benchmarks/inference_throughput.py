@@ -47,20 +47,21 @@ Ends with one JSON line: ``{"end_to_end_spectra_per_s", "ceiling_spectra_per_s",
 before and after.
 
 Measured 2026-11-25 on the 2-core development machine, trained bundle (default architecture),
-101,081 spectra in 80 coadds:
+101,081 spectra in 80 coadds (wall-clock rates depend on the load more than on the code):
 
 - before the compiled kernels (numpy preprocessing), load average 6.4-8.8: read 4,886
   spectra/s, forward 5,323 spectra/s, ceiling 2,547 spectra/s, end to end 707 spectra/s
-  (ratio 0.28), peak RSS 1,060 MB; ``--profile`` CPU time per spectrum (load ~10, one torch
+  (ratio 0.28), peak RSS 1,060 MB. ``--profile`` CPU time per spectrum (load ~10, one torch
   thread): read 74 us, selection + S/N 147 us, preprocess 418 us, network + input distance
   242 us, flags + Parquet 10 us: 891 us in all.
-- with numba 0.68.1 kernels (``spectra_kernels``), load average 10.2-12.3 (my process got
-  ~0.4 of a core): read 10,157 spectra/s, forward 6,249 spectra/s, ceiling 3,869 spectra/s,
-  end to end 931 spectra/s (``--set prefetch=2``; 846 with prefetch 1 at load 9.5-11),
-  peak RSS 1,328 MB (967 MB with prefetch 1). CPU time per spectrum: read 46 us, forward
-  65 us, end to end 439 us, i.e. at most ~4,550 spectra/s end to end on two idle cores.
-  ``--profile`` CPU per spectrum: read 61 us, selection + S/N 89 us, preprocess 183 us,
-  network + input distance 74 us, flags + Parquet 10 us: 417 us in all (2.1x less).
+- with the numba 0.68.1 kernels (``spectra_kernels``), nearly idle machine (load average
+  1.2-1.5): read 21,633 spectra/s, forward 70,641 spectra/s, ceiling 16,561 spectra/s, end to
+  end **5,533 spectra/s** (ratio 0.33), peak RSS 928 MB; CPU time per spectrum: read 42 us,
+  forward 28 us, end to end 317 us. ``prefetch=2``: 5,531 spectra/s, 1,109 MB (no gain).
+  Under load 7.7-5.7: end to end 3,242 spectra/s, ceiling 5,356 (ratio 0.61), 894 MB, 326 us
+  CPU per spectrum. ``--profile`` (load ~6, warm): read 42 us, selection + S/N 52 us,
+  preprocess 95 us wall / 143 us CPU (two threads), network + input distance 77 us wall /
+  88 us CPU, flags + Parquet 12 us; ~340 us CPU in all (2.6x less than before).
 """
 from __future__ import annotations
 
