@@ -20,7 +20,7 @@ DEFAULT_OPTIMISATION: dict[str, Any] = {
     "seed": 42,
     "max_epochs": 200,
     "batch_size": 128,
-    "learning_rate": 2.0e-3,
+    "learning_rate": 1.0e-3,
     "weight_decay": 1.0e-4,
     "warmup_epochs": 3,
     "patience": 30,
