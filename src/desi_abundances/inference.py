@@ -37,6 +37,7 @@ import re
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
+from types import SimpleNamespace
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Protocol, Sequence
@@ -397,6 +398,24 @@ def median_snr(coadd: Any) -> np.ndarray:
     one row sort of a preallocated array instead of ``np.nanmedian``."""
     arms = list(coadd.arms.values())
     n_spectra = coadd.n_spectra
+    from desi_abundances.spectra import PREPROCESS_THREADS
+
+    n_threads = min(PREPROCESS_THREADS, max(1, n_spectra // 128))
+    if n_threads == 1:
+        return _median_snr_rows(arms, slice(0, n_spectra))
+    # the compiled pass and numpy's sort release the GIL: row chunks run on all cores
+    bounds = np.linspace(0, n_spectra, n_threads + 1).astype(int)
+    with ThreadPoolExecutor(n_threads, thread_name_prefix="median-snr") as pool:
+        parts = pool.map(lambda rows: _median_snr_rows(arms, rows),
+                         [slice(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])])
+        return np.concatenate(list(parts))
+
+
+def _median_snr_rows(arms: list, rows: slice) -> np.ndarray:
+    """:func:`median_snr` of the spectra at ``rows`` (a slice) of ``arms``."""
+    arms = [SimpleNamespace(flux=arm.flux[rows], ivar=arm.ivar[rows], mask=arm.mask[rows])
+            for arm in arms]
+    n_spectra = rows.stop - rows.start
     ratios = np.empty((n_spectra, sum(arm.flux.shape[1] for arm in arms)), np.float32)
     n_good = np.zeros(n_spectra, np.int64)
     column = 0

@@ -80,3 +80,14 @@ def test_whole_coadd_path_gives_the_same_table_as_selecting_rows(monkeypatch):
     pd.testing.assert_frame_equal(tables[0.5], tables[1.01])
     expected = [t for i, t in enumerate(coadd.fibermap["TARGETID"]) if i not in (7, 19)]
     assert list(tables[0.5]["TARGETID"]) == expected
+
+
+def test_threaded_median_snr_equals_the_shared_definition():
+    from desi_abundances import inference, spectra
+    from inference_fakes import make_coadd
+
+    coadd = make_coadd(10030, n_spectra=300)
+    coadd.arms["B"].ivar[5] = 0.0
+    coadd.arms["R"].flux[7, :3] = np.nan
+    coadd.arms["Z"].mask[200] = 1
+    np.testing.assert_array_equal(inference.median_snr(coadd), spectra.median_snr(coadd))
