@@ -55,9 +55,11 @@ Measured 2026-11-25 on the 2-core development machine, trained bundle (default a
   thread): read 74 us, selection + S/N 147 us, preprocess 418 us, network + input distance
   242 us, flags + Parquet 10 us: 891 us in all.
 - with the numba 0.68.1 kernels (``spectra_kernels``), nearly idle machine (load average
-  1.2-1.5): read 21,633 spectra/s, forward 70,641 spectra/s, ceiling 16,561 spectra/s, end to
+  1.2-1.7): read 21,633 spectra/s, forward 70,641 spectra/s, ceiling 16,561 spectra/s, end to
   end **5,533 spectra/s** (ratio 0.33), peak RSS 928 MB; CPU time per spectrum: read 42 us,
-  forward 28 us, end to end 317 us. ``prefetch=2``: 5,531 spectra/s, 1,109 MB (no gain).
+  forward 28 us, end to end 317 us. Four more runs at that load: 4,655 (a burst from another
+  user), 5,521 and 5,508 spectra/s (S/N threaded; ceilings 14,900-20,500, peak RSS 888-1,007
+  MB); ``prefetch=2``: 5,531 spectra/s, 1,109 MB (no gain).
   Under load 7.7-5.7: end to end 3,242 spectra/s, ceiling 5,356 (ratio 0.61), 894 MB, 326 us
   CPU per spectrum. ``--profile`` (load ~6, warm): read 42 us, selection + S/N 52 us,
   preprocess 95 us wall / 143 us CPU (two threads), network + input distance 77 us wall /
