@@ -112,7 +112,8 @@ def test_mlflow_run_holds_metrics_and_model(chain):
     root, run_id = chain
     client = mlflow.tracking.MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
     run = client.get_run(run_id)
-    assert "fe_h_residual_std" in run.data.metrics
+    assert "fe_h_residual_std" in run.data.metrics  # test split (evaluation)
+    assert "validation.fe_h_residual_std" in run.data.metrics  # validation split (training)
     assert len(client.get_metric_history(run_id, "train_loss")) >= 1
     artifacts = {item.path for item in client.list_artifacts(run_id)}
     assert {"model", "figures"} <= artifacts, artifacts
