@@ -14,34 +14,14 @@ import mlflow
 import numpy as np
 import pytest
 from astropy.io import fits
-from kedro.config import OmegaConfigLoader
-from kedro.io import DataCatalog
 from kedro.runner import SequentialRunner
 
 from desi_abundances.pipeline_registry import DEFAULT_CHAIN
 from desi_abundances.pipelines import mock_survey
 
-PROJECT = Path(__file__).resolve().parents[1]
+from kedro_project import catalog_below, feed_params, load_project_config, redirect
+
 pytestmark = pytest.mark.slow
-
-
-def redirect(value, root: Path):
-    """Move every relative ``data/...`` path inside a config value below ``root``."""
-    if isinstance(value, dict):
-        return {key: redirect(item, root) for key, item in value.items()}
-    if isinstance(value, list):
-        return [redirect(item, root) for item in value]
-    if isinstance(value, str) and value.startswith("data/"):
-        return str(root / value)
-    return value
-
-
-def feed_params(catalog: DataCatalog, params: dict, prefix: str = "params:") -> None:
-    """Add ``params:<key>`` (and nested ``params:<key>.<sub>``) entries, as KedroContext does."""
-    for key, value in params.items():
-        catalog[f"{prefix}{key}"] = value
-        if isinstance(value, dict):
-            feed_params(catalog, value, f"{prefix}{key}.")
 
 
 def tiny_parameters(params: dict, root: Path) -> dict:
@@ -65,15 +45,11 @@ def tiny_parameters(params: dict, root: Path) -> dict:
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory):
     root = tmp_path_factory.mktemp("chain")
-    loader = OmegaConfigLoader(conf_source=str(PROJECT / "conf"), base_env="base",
-                               default_run_env="local")
+    loader = load_project_config()
     pipeline = mock_survey.create_pipeline()
     for name in DEFAULT_CHAIN:
         pipeline += importlib.import_module(f"desi_abundances.pipelines.{name}").create_pipeline()
-    used = pipeline.datasets()
-    config = {name: redirect(dict(entry), root) for name, entry in loader["catalog"].items()
-              if name in used}
-    catalog = DataCatalog.from_config(config)
+    catalog = catalog_below(loader, pipeline, root)
     params = tiny_parameters(dict(loader["parameters"]), root)
     feed_params(catalog, params)
 

@@ -4,46 +4,26 @@ training set recovers the true DESI x APOGEE pairs and holds no false match."""
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 
 import numpy as np
 import pytest
-from kedro.config import OmegaConfigLoader
-from kedro.io import DataCatalog
 from kedro.runner import SequentialRunner
 
 from desi_abundances.crossmatch import compare_with_truth
 from desi_abundances.pipelines import crossmatch, data_ingestion, mock_survey
 from desi_abundances.spectra import median_snr
 
-PROJECT = Path(__file__).resolve().parents[1]
+from kedro_project import catalog_below, feed_params, load_project_config
+
 pytestmark = pytest.mark.slow
-
-
-def feed_params(catalog: DataCatalog, params: dict, prefix: str = "params:") -> None:
-    """Add ``params:<key>`` (and nested ``params:<key>.<sub>``) entries, as KedroContext does."""
-    for key, value in params.items():
-        catalog[f"{prefix}{key}"] = value
-        if isinstance(value, dict):
-            feed_params(catalog, value, f"{prefix}{key}.")
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("foundation")
-    loader = OmegaConfigLoader(conf_source=str(PROJECT / "conf"), base_env="base", default_run_env="local")
+    loader = load_project_config()
     pipeline = mock_survey.create_pipeline() + data_ingestion.create_pipeline() + crossmatch.create_pipeline()
-    used = pipeline.datasets()
-    config = {}
-    for name, entry in loader["catalog"].items():
-        if name not in used:
-            continue
-        entry = copy.deepcopy(dict(entry))
-        for key in ("filepath", "path"):
-            if key in entry and str(entry[key]).startswith("data/"):
-                entry[key] = str(root / entry[key])
-        config[name] = entry
-    catalog = DataCatalog.from_config(config)
+    catalog = catalog_below(loader, pipeline, root)
     params = copy.deepcopy(dict(loader["parameters"]))
     params["mock_survey"].update(
         n_stars=300, n_apogee_only=30, healpix_centres=[[150.0, 2.0], [180.0, 30.0]],
