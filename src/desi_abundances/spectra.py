@@ -17,7 +17,10 @@ boolean array (True = unusable pixel), as in numpy.ma and astropy.
 from __future__ import annotations
 
 import os
+import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any, Sequence
 
 import numpy as np
@@ -238,10 +241,12 @@ def good_pixels(flux: np.ndarray, ivar: np.ndarray, mask: np.ndarray) -> np.ndar
     return np.isfinite(flux) & np.isfinite(ivar) & (ivar > 0) & (mask == 0)
 
 
-def median_snr(coadd: CoaddSpectra) -> np.ndarray:
+def median_snr_reference(coadd: CoaddSpectra) -> np.ndarray:
     """Median S/N per pixel of each spectrum over the good pixels of all arms, (n_spectra,).
 
-    S/N per pixel is ``flux * sqrt(ivar)``; spectra with no good pixel get 0.
+    The plain numpy definition (``np.nanmedian`` of ``flux * sqrt(ivar)`` over
+    :func:`good_pixels`; 0 for spectra with no good pixel) that :func:`median_snr` must
+    reproduce exactly; kept for the tests.
     """
     ratios = []
     for data in coadd.arms.values():
@@ -249,13 +254,69 @@ def median_snr(coadd: CoaddSpectra) -> np.ndarray:
         snr = np.where(good, data.flux * np.sqrt(np.where(good, data.ivar, 0.0)), np.nan)
         ratios.append(snr)
     stacked = np.concatenate(ratios, axis=1)
-    with np.errstate(all="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            result = np.nanmedian(stacked, axis=1)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows
+        result = np.nanmedian(stacked, axis=1)
     return np.nan_to_num(result, nan=0.0).astype(np.float32)
+
+
+def median_snr(coadd: CoaddSpectra) -> np.ndarray:
+    """Median S/N per pixel of each spectrum over the good pixels of all arms, (n_spectra,)
+    float32; 0 for spectra with no good pixel. S/N per pixel is ``flux * sqrt(ivar)``.
+
+    Same values as :func:`median_snr_reference` (a tested identity), several times faster:
+    one compiled pass and one row sort of a preallocated array instead of ``np.nanmedian``,
+    row chunks in threads. Used by data_ingestion and inference alike."""
+    arms = list(coadd.arms.values())
+    n_spectra = coadd.n_spectra
+    n_threads = min(PREPROCESS_THREADS, max(1, n_spectra // 128))
+    if n_threads == 1:
+        return _median_snr_rows(arms, slice(0, n_spectra))
+    # the compiled pass and numpy's sort release the GIL: row chunks run on all cores
+    bounds = np.linspace(0, n_spectra, n_threads + 1).astype(int)
+    with ThreadPoolExecutor(n_threads, thread_name_prefix="median-snr") as pool:
+        parts = pool.map(lambda rows: _median_snr_rows(arms, rows),
+                         [slice(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])])
+        return np.concatenate(list(parts))
+
+
+def _median_snr_rows(arms: list, rows: slice) -> np.ndarray:
+    """:func:`median_snr` of the spectra at ``rows`` (a slice) of ``arms``."""
+    arms = [SimpleNamespace(flux=arm.flux[rows], ivar=arm.ivar[rows], mask=arm.mask[rows])
+            for arm in arms]
+    n_spectra = rows.stop - rows.start
+    ratios = np.empty((n_spectra, sum(arm.flux.shape[1] for arm in arms)), np.float32)
+    n_good = np.zeros(n_spectra, np.int64)
+    column = 0
+    try:
+        from desi_abundances.spectra_kernels import snr_per_pixel
+    except ImportError:  # numba missing: the numpy passes
+        snr_per_pixel = None
+    for arm in arms:
+        out = ratios[:, column : column + arm.flux.shape[1]]
+        column += arm.flux.shape[1]
+        if snr_per_pixel is not None:
+            snr_per_pixel(np.ascontiguousarray(arm.flux, np.float32),
+                          np.ascontiguousarray(arm.ivar, np.float32),
+                          np.ascontiguousarray(arm.mask, np.int32), out, n_good)
+            continue
+        good = np.isfinite(arm.flux)
+        good &= np.isfinite(arm.ivar)
+        good &= arm.ivar > 0
+        good &= arm.mask == 0
+        with np.errstate(invalid="ignore", over="ignore"):
+            np.sqrt(arm.ivar, out=out)
+            out *= arm.flux
+        np.copyto(out, np.float32(np.inf), where=~good)  # sorted after every good value
+        n_good += good.sum(axis=1)
+    ratios.sort(axis=1)
+    rows = np.arange(n_spectra)
+    low = ratios[rows, np.maximum((n_good - 1) // 2, 0)]
+    high = ratios[rows, np.maximum(n_good // 2, 0)]
+    with np.errstate(invalid="ignore", over="ignore"):
+        middle = (low + high) / np.float32(2)
+    return np.where(n_good > 0, middle, 0).astype(np.float32)
+
 
 
 # =======================================================================================

@@ -249,7 +249,7 @@ def standardise_and_distance(flux, ivar, mask, median, iqr, spread, inputs, dist
 def snr_per_pixel(flux, ivar, mask, out, n_good):
     """``out = flux * sqrt(ivar)`` (float32) at good pixels (finite flux and ivar, ivar > 0,
     mask 0), +inf elsewhere (sorted after every good value); ``n_good += good pixels`` per
-    row. One pass of the first half of :func:`inference.median_snr`."""
+    row. One pass of the first half of :func:`spectra.median_snr`."""
     n, n_pixels = flux.shape
     inf = np.float32(np.inf)
     for row in range(n):
