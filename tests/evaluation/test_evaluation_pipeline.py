@@ -113,6 +113,9 @@ def test_pipeline_runs_and_writes_every_output():
     assert "MOCK" in markdown.splitlines()[0]
     for label in LABELS:
         assert f"| {label} |" in markdown
+    # no evaluation.cramer_rao in SETTINGS: the information limit is skipped, with a reason
+    assert catalog.load("cramer_rao")["status"] == "skipped"
+    assert "Information limit" in markdown and "Not computed: disabled" in markdown
     for name in pipeline.all_outputs():
         if name.endswith("_figure"):
             assert isinstance(catalog.load(name), Figure)
@@ -160,12 +163,16 @@ def test_catalog_and_parameters_load(tmp_path):
     root = Path(__file__).resolve().parents[2]
     config = load("conf/base/catalog_evaluation.yml")
     catalog = DataCatalog.from_config(config)
-    for name in ("test_predictions", "metrics", "metrics_summary", "evaluation_mlflow_metrics"):
+    for name in ("test_predictions", "metrics", "metrics_summary", "evaluation_mlflow_metrics",
+                 "cramer_rao", "test_cramer_rao_bounds", "cramer_rao_mlflow_metrics"):
         assert name in config and catalog.get(name) is not None
     figures = [name for name in create_pipeline().all_outputs() if name.endswith("_figure")]
-    assert len(figures) == 6 and all(name in config for name in figures)
+    assert len(figures) == 7 and all(name in config for name in figures)
     settings = load("conf/base/parameters_evaluation.yml")
     evaluation = settings["evaluation"]
     assert list(settings) == ["evaluation"]
     assert np.all(np.diff(evaluation["snr_bin_edges"]) > 0)
-    assert {"ridge", "cannon", "outliers", "seed"} <= set(evaluation)
+    assert {"ridge", "cannon", "outliers", "seed", "cramer_rao"} <= set(evaluation)
+    crb = evaluation["cramer_rao"]
+    assert crb["spectral_model"] in ("analytic", "emulator")
+    assert {"enabled", "finite_difference_steps", "max_stars", "snr_windows"} <= set(crb)

@@ -369,3 +369,79 @@ def plot_calibration(table: pd.DataFrame, labels: list[str], is_mock: bool) -> F
 def plot_method_comparison(report: dict[str, Any], labels: list[str], is_mock: bool) -> Figure:
     per_method = {m: report[m] for m in METHODS}
     return plots.method_comparison(per_method, labels, is_mock)
+
+
+# --- information limit (Cramer-Rao bound) --------------------------------------------------
+def _information_limit_skipped(reason: str, is_mock: bool, labels: list[str], settings: dict,
+                               ) -> tuple[dict[str, Any], pd.DataFrame, dict[str, dict], Figure]:
+    from desi_abundances import information_limit
+
+    LOGGER.warning("information limit (Cramer-Rao bound) not computed: %s", reason)
+    report = {"status": "skipped", "reason": reason, "is_mock": bool(is_mock)}
+    table = pd.DataFrame({"TARGETID": pd.Series([], dtype=np.int64),
+                          "snr": pd.Series([], dtype=np.float64)})
+    for label in labels:
+        table[f"{label}_crb"] = pd.Series([], dtype=np.float64)
+    figure = information_limit.plot_information_limit(table, report, labels, is_mock)
+    return report, table, {}, figure
+
+
+def compute_information_limit(
+    training_spectra: Spectra, data_split: pd.DataFrame, test_predictions: pd.DataFrame,
+    labels: list[str], settings: dict[str, Any], is_mock: bool,
+) -> tuple[dict[str, Any], pd.DataFrame, dict[str, dict], Figure]:
+    """The Cramer-Rao bound of every test star (``information_limit``) and the network's
+    scatter over it per label and S/N range (``evaluation.cramer_rao``).
+
+    Skips (logged reason, ``status: skipped`` in the report, empty table, no metrics) when
+    disabled, when the spectra are real and the spectral model is the analytic toy (it did
+    not make them), or when the spectral model cannot be built (e.g. no emulator weights)
+    or does not cover the spectra's wavelengths.
+
+    Returns:
+        report (cramer_rao.json), per-star bounds (TARGETID, snr, ``<label>_crb``; inf = no
+        information), MLflow metrics (``crb_ratio.<label>.<range>``, ...) and the figure.
+    """
+    from desi_abundances import information_limit
+
+    crb = dict(settings.get("cramer_rao") or {})
+    if not crb.get("enabled", False):
+        return _information_limit_skipped("disabled (evaluation.cramer_rao.enabled)", is_mock,
+                                          labels, settings)
+    model_name = str(crb.get("spectral_model", "analytic"))
+    if model_name == "analytic" and not is_mock:
+        return _information_limit_skipped(
+            "real spectra: the analytic model is a toy that did not generate them; set "
+            "evaluation.cramer_rao.spectral_model: emulator", is_mock, labels, settings)
+    start = time.perf_counter()
+    try:
+        provider = information_limit.build_jacobian_provider(
+            model_name, training_spectra.wavelength, crb.get("spectral_model_args"),
+            steps=crb.get("finite_difference_steps"))
+    except (FileNotFoundError, ValueError, KeyError, ImportError) as error:
+        return _information_limit_skipped(
+            f"spectral model {model_name!r} cannot be used: {error}", is_mock, labels, settings)
+    test = training_spectra.select(_split_rows(training_spectra, data_split)["test"])
+    rows = information_limit.subsample_rows(test.n_spectra, crb.get("max_stars"),
+                                            int(settings.get("seed", 0)))
+    bounded = test.select(rows)
+    report, table = information_limit.information_limit(
+        provider, bounded.meta, bounded.ivar, test_predictions, labels, crb,
+        settings["snr_bin_edges"], is_mock)
+    report["max_stars"] = crb.get("max_stars")
+    report["seconds"] = time.perf_counter() - start
+    flat = information_limit.mlflow_metrics(report["labels"], report["windows"])
+    flat["cramer_rao_seconds"] = report["seconds"]
+    LOGGER.info("information limit: %d test stars bounded with the %s model in %.1f s; "
+                "no information on %s", report["n_bounded"], model_name, report["seconds"],
+                report["labels_without_information"] or "none")
+    figure = information_limit.plot_information_limit(table, report, labels, is_mock)
+    return (metrics.json_safe(report), table, metrics.mlflow_metrics_history(flat), figure)
+
+
+def summary_with_information_limit(summary: str, cramer_rao: dict[str, Any],
+                                   labels: list[str]) -> str:
+    """metrics_summary.md: the methods' table followed by the information-limit section."""
+    from desi_abundances import information_limit
+
+    return summary.rstrip("\n") + "\n\n" + information_limit.summary_markdown(cramer_rao, labels)

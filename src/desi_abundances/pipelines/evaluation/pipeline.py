@@ -8,7 +8,9 @@ from desi_abundances.pipelines.evaluation import nodes
 
 def create_pipeline(**kwargs) -> Pipeline:
     """training_spectra + data_split + model_bundle -> test_predictions, metrics.json,
-    metrics_summary.md, MLflow metrics and figures."""
+    metrics_summary.md, MLflow metrics and figures; the information limit (Cramer-Rao bound
+    per test star, network scatter / bound per label and S/N) -> cramer_rao.json,
+    test_cramer_rao_bounds.parquet, its MLflow metrics, figure and metrics_summary section."""
     return Pipeline(
         [
             node(
@@ -49,8 +51,22 @@ def create_pipeline(**kwargs) -> Pipeline:
                 inputs=["test_predictions", "params:labels", "params:evaluation",
                         "evaluation_is_mock", "network_test_seconds", "ridge_info",
                         "cannon_info"],
-                outputs=["metrics", "evaluation_mlflow_metrics", "metrics_summary"],
+                outputs=["metrics", "evaluation_mlflow_metrics", "metrics_summary_methods"],
                 name="compute_metrics",
+            ),
+            node(
+                nodes.compute_information_limit,
+                inputs=["training_spectra", "data_split", "test_predictions", "params:labels",
+                        "params:evaluation", "evaluation_is_mock"],
+                outputs=["cramer_rao", "test_cramer_rao_bounds", "cramer_rao_mlflow_metrics",
+                         "evaluation_information_limit_figure"],
+                name="compute_information_limit",
+            ),
+            node(
+                nodes.summary_with_information_limit,
+                inputs=["metrics_summary_methods", "cramer_rao", "params:labels"],
+                outputs="metrics_summary",
+                name="write_metrics_summary",
             ),
             node(
                 nodes.plot_one_to_one,
