@@ -43,6 +43,7 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter, ScalarFormatter
 
 from desi_abundances.constants import label_unit
 from desi_abundances.cramer_rao import cramer_rao_from_fisher, fisher_matrix, project_jacobian
@@ -538,7 +539,8 @@ def summary_markdown(report: Mapping[str, Any], labels: Sequence[str]) -> str:
 def plot_information_limit(bounds: pd.DataFrame, report: Mapping[str, Any],
                            labels: Sequence[str], is_mock: bool) -> Figure:
     """Per label: each star's bound vs S/N (grey), the median bound per S/N bin (black) and
-    the network's robust scatter per bin (blue; orange: APOGEE's errors removed), log axes."""
+    the network's robust scatter per bin (blue; orange: APOGEE's errors removed) and the
+    APOGEE labels' own spread (dotted: the scatter of answering the median), log axes."""
     from desi_abundances.plots import pretty_label
 
     n = max(len(labels), 1)
@@ -565,12 +567,13 @@ def plot_information_limit(bounds: pd.DataFrame, report: Mapping[str, Any],
         if entry["no_information"]:
             ax.text(0.5, 0.5, "no information\n(model does not\nrespond to it)", ha="center",
                     va="center", transform=ax.transAxes, fontsize=8)
+            ax.set_xticks([])
             ax.set_yticks([])
             continue
         good = np.isfinite(crb) & (crb > 0)
         ax.set_yscale("log")
         ax.scatter(snr[good], crb[good], s=3, c="0.6", lw=0, label="bound (star)")
-        centres, medians, scatter, net = [], [], [], []
+        centres, medians, scatter, net, spread = [], [], [], [], []
         for b in bins:
             v = entry["by_snr"][b["name"]]
             inside = good & (snr >= b["snr_min"]) & (snr < b["snr_max"])
@@ -580,9 +583,15 @@ def plot_information_limit(bounds: pd.DataFrame, report: Mapping[str, Any],
             medians.append(v["median_crb"] if v["median_crb"] is not None else np.nan)
             scatter.append(v["network_robust_std"])
             net.append(v["network_scatter_net_of_apogee"])
+            spread.append(v["apogee_label_robust_std"])
+        ax.plot(centres, spread, ":", c="0.3", lw=1, label="APOGEE label spread")
         ax.plot(centres, medians, "k-", lw=1.2, label="median bound")
         ax.plot(centres, scatter, "o-", c="C0", ms=3, lw=1, label="network scatter")
         ax.plot(centres, net, "s--", c="C1", ms=3, lw=1, label="net of APOGEE")
+        ax.set_xticks([10, 20, 50, 100])
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.yaxis.set_minor_formatter(NullFormatter())
         ax.tick_params(labelsize=7)
         ax.set_xlabel("S/N per pixel", fontsize=7)
     for ax in axes[:n]:
