@@ -25,7 +25,8 @@ def _block(seed: int = 0, n: int = 64, n_pixels: int = 500):
 def test_fused_standardisation_and_distance_match_the_references():
     pytest.importorskip("numba")
     flux, ivar, mask, median, iqr = _block()
-    inputs, distance = predict.standardise_with_distance(flux, ivar, mask, median, iqr)
+    inputs, distance, noise = predict.standardise_with_distance(flux, ivar, mask, median, iqr)
+    assert noise is None
     np.testing.assert_array_equal(inputs, predict.standardise(flux, mask, median, iqr))
     expected = predict.input_distance(flux, ivar, mask, median, iqr)
     assert np.isnan(distance[3]) and np.isnan(expected[3])
@@ -33,10 +34,22 @@ def test_fused_standardisation_and_distance_match_the_references():
     assert inputs.dtype == np.float32 and distance.dtype == np.float64
 
 
+def test_fused_noise_variances_match_the_reference():
+    pytest.importorskip("numba")
+    flux, ivar, mask, median, iqr = _block(seed=2)
+    _, _, noise = predict.standardise_with_distance(flux, ivar, mask, median, iqr,
+                                                    with_noise=True)
+    expected = predict.input_noise_variance(ivar, mask, iqr)
+    np.testing.assert_allclose(noise, expected, rtol=1e-5)
+    assert np.all(noise[mask] == np.float32(predict.MASKED_PIXEL_NOISE**2))
+    # ivar 0 on an unmasked pixel: the cap, not inf
+    assert np.all(noise[4, :20][~mask[4, :20]] == np.float32(predict.MAX_INPUT_NOISE**2))
+
+
 def test_fused_path_accepts_float64_median_and_non_contiguous_rows():
     pytest.importorskip("numba")
     flux, ivar, mask, median, iqr = _block(seed=1)
-    inputs, distance = predict.standardise_with_distance(
+    inputs, distance, _ = predict.standardise_with_distance(
         flux[::2], ivar[::2], mask[::2], median.astype(np.float64), iqr.astype(np.float64))
     np.testing.assert_array_equal(inputs, predict.standardise(flux[::2], mask[::2], median, iqr))
     np.testing.assert_allclose(distance, predict.input_distance(flux[::2], ivar[::2], mask[::2],

@@ -9,12 +9,9 @@ import pandas as pd
 
 from desi_abundances.nn.bundle import ModelBundle, current_versions
 from desi_abundances.nn.network import architecture_for
-from desi_abundances.nn.predict import input_distance, predict_labels, standardise
+from desi_abundances.nn.predict import MAX_INPUT_NOISE, input_distance, predict_labels, standardise
 from desi_abundances.nn.training import TrainingArrays, TrainingResult, train_network
 from desi_abundances.spectra import Spectra, preprocessing_settings
-
-MAX_INPUT_NOISE = 10.0
-"""Cap of the per-pixel augmentation noise, in input (IQR) units."""
 
 
 def split_rows(spectra: Spectra, data_split: pd.DataFrame, name: str) -> np.ndarray:
@@ -51,6 +48,22 @@ def training_arrays(spectra: Spectra, label_names: Sequence[str], median: np.nda
         labels=((labels - offset) / scale).astype(np.float32),
         label_errors=(errors / scale).astype(np.float32),
     )
+
+
+def simulated_arrays(train: TrainingArrays, settings: dict[str, Any] | None
+                     ) -> TrainingArrays | None:
+    """Simulated training spectra (``nn.synthetic``) per ``params:training.synthetic``, or
+    None when ``n_spectra`` is 0."""
+    from desi_abundances.nn import synthetic
+
+    settings = synthetic.synthetic_settings(settings)
+    if int(settings["n_spectra"]) <= 0:
+        return None
+    label_index = synthetic.modelled_labels(train.labels, settings["min_label_coverage"])
+    model = synthetic.fit_quadratic_model(train, label_index, settings["ridge"])
+    return synthetic.simulate_training_arrays(model, train, int(settings["n_spectra"]),
+                                              settings["jitter"], int(settings["seed"]),
+                                              int(settings["block_rows"]))
 
 
 def residual_scatter(predictions: pd.DataFrame, truth: pd.DataFrame,
@@ -104,11 +117,14 @@ def fit_label_model(training_spectra: Spectra, data_split: pd.DataFrame,
     offset, scale = label_scaling(train_labels)
     architecture = architecture_for(training_spectra.wavelength.size, len(label_names),
                                     settings.get("architecture"))
+    train_arrays = training_arrays(train, label_names, median, iqr, offset, scale)
+    simulated = simulated_arrays(train_arrays, settings.get("synthetic"))
     result = train_network(
         architecture,
-        training_arrays(train, label_names, median, iqr, offset, scale),
+        train_arrays,
         training_arrays(validation, label_names, median, iqr, offset, scale),
         settings.get("optimisation", {}),
+        extra=simulated,
     )
     distances = input_distance(train.flux, train.ivar, train.mask, median, iqr)
     finite = np.isfinite(train_labels)

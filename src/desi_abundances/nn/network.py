@@ -17,6 +17,7 @@ DEFAULT_ARCHITECTURE: dict[str, Any] = {
     "linear_skip": True,
     "input_components": 64,
     "ridge_inputs": True,
+    "noise_features": False,
 }
 """Defaults of the architecture (``params:training.architecture`` overrides them)."""
 
@@ -36,6 +37,9 @@ def architecture_for(n_inputs: int, n_labels: int, settings: dict[str, Any] | No
     if full["ridge_inputs"] and not full["linear_skip"]:
         raise ValueError("ridge_inputs needs linear_skip (the MLP reads the skip path's "
                          "predictions): set ridge_inputs: false as well")
+    if full["noise_features"] and int(full["input_components"]) <= 0:
+        raise ValueError("noise_features needs input_components > 0 (the noise is summarised "
+                         "per principal component)")
     if full["activation"] not in ACTIVATIONS:
         raise ValueError(f"unknown activation {full['activation']!r}; one of {sorted(ACTIVATIONS)}")
     return {
@@ -47,6 +51,7 @@ def architecture_for(n_inputs: int, n_labels: int, settings: dict[str, Any] | No
         "linear_skip": bool(full["linear_skip"]),
         "input_components": int(full["input_components"]),
         "ridge_inputs": bool(full["ridge_inputs"]),
+        "noise_features": bool(full["noise_features"]),
     }
 
 
@@ -66,14 +71,24 @@ class LabelNetwork(nn.Module):
 
     With ``ridge_inputs`` (needs ``linear_skip``) the MLP also reads the skip path's label
     predictions, so it can correct them as a function of the predicted labels themselves.
+
+    With ``noise_features`` (needs ``input_components``) the MLP also reads how noisy each of
+    its principal components is for this star: log sigma_i with sigma_i^2 = sum_p W_ip^2
+    v_p, W the projection and v_p the pixel's noise variance in input units (masked pixels:
+    the training spread). A spectrum at S/N 20 and one at S/N 150 with the same components
+    are different evidence; without this the MLP has to guess which it sees, and shrinks
+    both alike. The forward pass then takes ``noise_variance`` beside the inputs.
     """
 
     def __init__(self, n_inputs: int, n_labels: int, hidden_sizes: list[int],
                  activation: str = "silu", dropout: float = 0.0, linear_skip: bool = True,
-                 input_components: int = 0, ridge_inputs: bool = False):
+                 input_components: int = 0, ridge_inputs: bool = False,
+                 noise_features: bool = False):
         super().__init__()
         if ridge_inputs and not linear_skip:
             raise ValueError("ridge_inputs needs linear_skip: the MLP reads the skip path")
+        if noise_features and input_components <= 0:
+            raise ValueError("noise_features needs input_components > 0")
         layers: list[nn.Module] = []
         width = n_inputs
         self.projection = None
@@ -85,6 +100,9 @@ class LabelNetwork(nn.Module):
         self.ridge_inputs = bool(ridge_inputs)
         if self.ridge_inputs:
             width += n_labels
+        self.noise_features = bool(noise_features)
+        if self.noise_features:
+            width += input_components
         for size in hidden_sizes:
             layers += [nn.Linear(width, size), ACTIVATIONS[activation]()]
             if dropout > 0:
@@ -101,13 +119,35 @@ class LabelNetwork(nn.Module):
                 self.skip.weight.zero_()
                 self.skip.bias.zero_()
 
-    def features(self, inputs: torch.Tensor) -> torch.Tensor:
+    def component_noise_variance(self, noise_variance: torch.Tensor) -> torch.Tensor:
+        """(n, n_inputs) pixel noise variances (input units) -> (n, k) variances of the
+        principal components (pixel noise taken as independent)."""
+        return noise_variance @ (self.projection.weight.detach() ** 2).T
+
+    @staticmethod
+    def noise_feature(component_variance: torch.Tensor) -> torch.Tensor:
+        """What the MLP reads of the noise: log sigma per component (floored at 1e-3)."""
+        return 0.5 * torch.log(component_variance + 1e-6)
+
+    def features(self, inputs: torch.Tensor,
+                 noise_variance: torch.Tensor | None = None) -> torch.Tensor:
         """What the MLP reads: the inputs or their principal components, followed by the
-        skip path's predictions when ``ridge_inputs``."""
+        skip path's predictions when ``ridge_inputs`` and the components' log noise when
+        ``noise_features``."""
         features = inputs if self.projection is None else self.projection(inputs)
+        parts = [features]
         if self.ridge_inputs:
-            features = torch.cat([features, self.skip(inputs)], dim=1)
-        return features
+            parts.append(self.skip(inputs))
+        if self.noise_features:
+            parts.append(self.noise_feature(self.component_noise_variance(
+                self._require_noise(noise_variance))))
+        return torch.cat(parts, dim=1) if len(parts) > 1 else features
+
+    def _require_noise(self, noise_variance: torch.Tensor | None) -> torch.Tensor:
+        if noise_variance is None:
+            raise ValueError("this network reads the pixel noise (noise_features): call it as "
+                             "network(inputs, noise_variance)")
+        return noise_variance
 
     def mlp(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The MLP's (mean, log_variance) from :meth:`features`, without the skip path."""
@@ -115,12 +155,20 @@ class LabelNetwork(nn.Module):
         mean, log_variance = out[:, : self.n_labels], out[:, self.n_labels :]
         return mean, log_variance.clamp(-14.0, 6.0)
 
-    def forward(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Standardised inputs (n, n_inputs) -> (mean, log_variance), each (n, n_labels)."""
+    def forward(self, inputs: torch.Tensor, noise_variance: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Standardised inputs (n, n_inputs) [and their noise variances, same shape, input
+        units; needed with ``noise_features``] -> (mean, log_variance), each (n, n_labels)."""
         skip = self.skip(inputs) if self.skip is not None else None
         features = inputs if self.projection is None else self.projection(inputs)
+        parts = [features]
         if self.ridge_inputs:
-            features = torch.cat([features, skip], dim=1)
+            parts.append(skip)
+        if self.noise_features:
+            parts.append(self.noise_feature(self.component_noise_variance(
+                self._require_noise(noise_variance))))
+        if len(parts) > 1:
+            features = torch.cat(parts, dim=1)
         mean, log_variance = self.mlp(features)
         if skip is not None:
             mean = mean + skip
@@ -138,4 +186,5 @@ def build_network(architecture: dict[str, Any]) -> LabelNetwork:
         linear_skip=architecture["linear_skip"],
         input_components=architecture.get("input_components", 0),
         ridge_inputs=architecture.get("ridge_inputs", False),
+        noise_features=architecture.get("noise_features", False),
     )

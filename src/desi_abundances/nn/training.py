@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 from desi_abundances.nn.linear import CentredSVD, fit_ridge
 from desi_abundances.nn.loss import label_nll
 from desi_abundances.nn.network import LabelNetwork, build_network
+from desi_abundances.nn.predict import MASKED_PIXEL_NOISE
 
 DEFAULT_OPTIMISATION: dict[str, Any] = {
     "seed": 42,
@@ -116,17 +117,27 @@ def _to_tensors(arrays: TrainingArrays, device: torch.device) -> tuple[torch.Ten
                  for a in (arrays.inputs, arrays.input_noise, arrays.labels, arrays.label_errors))
 
 
+def pixel_noise_variance(input_noise: torch.Tensor) -> torch.Tensor:
+    """Noise variance per pixel in input units from ``TrainingArrays.input_noise`` (sigma, 0
+    where masked): what ``nn.predict.input_noise_variance`` gives at prediction time (masked
+    pixels: the training spread ``MASKED_PIXEL_NOISE``)."""
+    return torch.where(input_noise > 0, input_noise**2,
+                       torch.full_like(input_noise, MASKED_PIXEL_NOISE**2))
+
+
 def evaluate_loss(network: LabelNetwork, arrays: TrainingArrays, device: torch.device,
                   beta: float, batch_size: int = 2048) -> tuple[float, float]:
     """(mean loss, mean squared standardised residual of the means) over a split, without
     augmentation, in eval mode, averaged over the valid (star, label) entries."""
     network.eval()
-    inputs, _, labels, errors = _to_tensors(arrays, device)
+    inputs, noise, labels, errors = _to_tensors(arrays, device)
     total, squared, count = 0.0, 0.0, 0
     with torch.no_grad():
         for start in range(0, len(arrays), batch_size):
             rows = slice(start, start + batch_size)
-            mean, log_variance = network(inputs[rows])
+            noise_variance = (pixel_noise_variance(noise[rows])
+                              if getattr(network, "noise_features", False) else None)
+            mean, log_variance = network(inputs[rows], noise_variance)
             valid = torch.isfinite(labels[rows]) & torch.isfinite(errors[rows])
             n_valid = int(valid.sum())
             total += float(label_nll(mean, log_variance, labels[rows], errors[rows], beta)) * n_valid
@@ -136,9 +147,21 @@ def evaluate_loss(network: LabelNetwork, arrays: TrainingArrays, device: torch.d
     return total / max(count, 1), squared / max(count, 1)
 
 
+def concatenate_arrays(first: TrainingArrays, second: TrainingArrays) -> TrainingArrays:
+    """Rows of ``first`` then ``second``."""
+    return TrainingArrays(*(np.concatenate([a, b]) for a, b in (
+        (first.inputs, second.inputs), (first.input_noise, second.input_noise),
+        (first.labels, second.labels), (first.label_errors, second.label_errors))))
+
+
 def train_network(architecture: dict[str, Any], train: TrainingArrays,
-                  validation: TrainingArrays, settings: dict[str, Any]) -> TrainingResult:
+                  validation: TrainingArrays, settings: dict[str, Any],
+                  extra: TrainingArrays | None = None) -> TrainingResult:
     """Train a :class:`LabelNetwork`; returns the weights of the best validation epoch.
+
+    ``extra``: more training rows (e.g. ``nn.synthetic`` simulated spectra) that train the
+    MLP but do not enter the principal components or the ridge skip path, which are fitted on
+    ``train`` (the real spectra) alone.
 
     Deterministic for a given seed, device and thread count: the weights are initialised and
     the batches shuffled and augmented from generators seeded by ``settings["seed"]``.
@@ -169,6 +192,13 @@ def train_network(architecture: dict[str, Any], train: TrainingArrays,
             network.skip.weight.copy_(torch.from_numpy(weight))
             network.skip.bias.copy_(torch.from_numpy(bias))
         skip_train = torch.from_numpy(leave_one_out)
+    if extra is not None and len(extra):
+        if skip_train is not None:
+            with torch.no_grad():
+                extra_skip = network.skip(torch.from_numpy(np.ascontiguousarray(
+                    extra.inputs, np.float32)))
+            skip_train = torch.cat([skip_train.to(extra_skip.dtype), extra_skip])
+        train = concatenate_arrays(train, extra)
     network = network.to(device)
     skip_factor = float(settings["skip_learning_rate_factor"])
     skip_parameters = list(network.skip.parameters()) if network.skip is not None else []
@@ -201,31 +231,42 @@ def train_network(architecture: dict[str, Any], train: TrainingArrays,
                 skip_train = network.skip(inputs).cpu()
             skip_noise = torch.sqrt((noise**2) @ (network.skip.weight.detach() ** 2).T)
         skip_train = skip_train.to(device)
+    good_noise_pc = masked_noise_pc = None
     if network.projection is not None:
         # the projection is fixed: train on the (n, k) components, with the augmentation
         # noise mapped into component space (per component, ignoring the small correlations
         # between components that pixel noise induces)
         with torch.no_grad():
             inputs = network.projection(inputs)
+            if network.noise_features:  # the noise the MLP reads: good pixels scale with
+                # the augmentation, masked ones (fixed at the median) do not
+                masked = (noise <= 0).to(noise.dtype)
+                masked_noise_pc = network.component_noise_variance(
+                    masked * MASKED_PIXEL_NOISE**2)
+                good_noise_pc = network.component_noise_variance(noise**2)
             noise = torch.sqrt((noise**2) @ (network.projection.weight.detach() ** 2).T)
 
     def forward(batch: torch.Tensor, rows: torch.Tensor, scale: torch.Tensor | None):
-        if not frozen_skip:
-            if network.projection is None:
-                return network(batch)
-            if network.skip is None:  # batch holds the components already
-                return network.mlp(batch)
+        if not frozen_skip and network.projection is None:
+            return network(batch)  # pixels in, no noise features (they need components)
+        if not frozen_skip and network.skip is not None:
             raise ValueError("a trained skip path (skip_learning_rate_factor > 0) needs "
                              "input_components 0")
-        skip_mean = skip_train[rows]
-        if scale is not None:
-            skip_mean = skip_mean + scale * skip_noise[rows] * torch.randn(
-                skip_mean.shape, generator=noise_generator, device=device)
-        features = batch  # pixels, or their components when there is a projection
-        if network.ridge_inputs:  # the MLP reads the same (out-of-sample) skip predictions
-            features = torch.cat([features, skip_mean], dim=1)
-        mean, log_variance = network.mlp(features)
-        return mean + skip_mean, log_variance
+        parts = [batch]  # pixels, or their components when there is a projection
+        skip_mean = None
+        if frozen_skip:
+            skip_mean = skip_train[rows]
+            if scale is not None:
+                skip_mean = skip_mean + scale * skip_noise[rows] * torch.randn(
+                    skip_mean.shape, generator=noise_generator, device=device)
+            if network.ridge_inputs:  # the MLP reads the same (out-of-sample) skip predictions
+                parts.append(skip_mean)
+        if network.noise_features:
+            boost = 1.0 if scale is None else 1.0 + scale**2
+            parts.append(network.noise_feature(good_noise_pc[rows] * boost
+                                               + masked_noise_pc[rows]))
+        mean, log_variance = network.mlp(torch.cat(parts, dim=1) if len(parts) > 1 else batch)
+        return (mean if skip_mean is None else mean + skip_mean), log_variance
     beta, batch_size = float(settings["nll_beta"]), int(settings["batch_size"])
     augmentation = float(settings["noise_augmentation"])
 
