@@ -8,6 +8,11 @@ stars; uncertainties come out in the labels' units (K, dex).
 
 A label to which the spectrum does not respond (a zero Jacobian column) has an infinite bound
 and is left out of the inversion for the others.
+
+``information_limit`` builds on these: the Jacobian of the model that generated the spectra
+(finite differences of the analytic mock model, or autograd of the emulator), projected onto
+the data pixels with :func:`project_jacobian`, and the evaluation's ratio of the network's
+scatter to the bound.
 """
 from __future__ import annotations
 

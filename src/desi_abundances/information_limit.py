@@ -47,6 +47,7 @@ from matplotlib.ticker import NullFormatter, ScalarFormatter
 
 from desi_abundances.constants import label_unit
 from desi_abundances.cramer_rao import cramer_rao_from_fisher, fisher_matrix, project_jacobian
+from desi_abundances.metrics import robust_std
 
 NO_INFORMATION = "no information"
 """Status of a label whose bound is infinite (the spectrum does not respond to it)."""
@@ -319,12 +320,6 @@ def snr_windows(bin_edges: Sequence[float], windows: Mapping[str, Sequence[float
     return out
 
 
-def _robust_std(values: np.ndarray) -> float:
-    from desi_abundances.metrics import robust_std
-
-    return robust_std(values)
-
-
 def median_with_inf(values: np.ndarray) -> float:
     """Median of values that may hold +inf (np.median warns on inf - inf); NaN if empty."""
     ordered = np.sort(np.asarray(values, dtype=np.float64))
@@ -357,9 +352,9 @@ def window_ratio(residual: np.ndarray, reference_error: np.ndarray, bound: np.nd
     if reference_value is None:
         reference_value = np.full(len(residual), np.nan)
     finite = np.isfinite(residual)
-    scatter = _robust_std(residual[finite]) if finite.sum() >= min_stars else math.nan
+    scatter = robust_std(residual[finite]) if finite.sum() >= min_stars else math.nan
     known_reference = reference_value[np.isfinite(reference_value)]
-    spread = _robust_std(known_reference) if known_reference.size >= min_stars else math.nan
+    spread = robust_std(known_reference) if known_reference.size >= min_stars else math.nan
     errors = reference_error[finite & np.isfinite(reference_error)]
     apogee_rms = float(np.sqrt(np.mean(errors**2))) if errors.size else math.nan
     net = (math.sqrt(max(scatter**2 - apogee_rms**2, 0.0))
