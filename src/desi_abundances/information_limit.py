@@ -329,8 +329,22 @@ def median_with_inf(values: np.ndarray) -> float:
     return float(lo if lo == hi else 0.5 * (lo + hi))
 
 
+def bootstrap_robust_std(values: np.ndarray, rng: np.random.Generator, n_resamples: int = 200
+                         ) -> tuple[float, float]:
+    """16th and 84th percentiles of the robust std over bootstrap resamples of ``values``:
+    the 68% interval of a scatter measured on few stars."""
+    if values.size < 2 or n_resamples < 2:
+        return math.nan, math.nan
+    draws = values[rng.integers(0, values.size, (n_resamples, values.size))]
+    medians = np.median(draws, axis=1, keepdims=True)
+    scatter = 1.4826 * np.median(np.abs(draws - medians), axis=1)
+    low, high = np.percentile(scatter, [16.0, 84.0])
+    return float(low), float(high)
+
+
 def window_ratio(residual: np.ndarray, reference_error: np.ndarray, bound: np.ndarray,
-                 min_stars: int, reference_value: np.ndarray | None = None) -> dict[str, Any]:
+                 min_stars: int, reference_value: np.ndarray | None = None,
+                 rng: np.random.Generator | None = None) -> dict[str, Any]:
     """Network scatter over the median bound in one S/N range.
 
     Args:
@@ -342,13 +356,16 @@ def window_ratio(residual: np.ndarray, reference_error: np.ndarray, bound: np.nd
             bound is possible only for a biased method that leans on the training
             population (the bound holds for unbiased estimators): when that scatter is close
             to this spread, the network is returning the prior, not reading the spectrum.
+        rng: for the bootstrap interval of the ratio (seeded; default seed 0).
 
     Returns:
         n_scatter, network_robust_std (1.4826 MAD), apogee_error_rms, network_scatter_net_of_apogee
         (sqrt(max(robust_std^2 - apogee_rms^2, 0))), apogee_label_robust_std, n_bound,
-        median_crb, ratio, ratio_net_of_apogee and status: "ok", "no information" or "too
-        few stars".
+        median_crb, ratio, ratio_68 (bootstrap 16-84th percentiles of the ratio, from the
+        scatter's resampling), ratio_net_of_apogee and status: "ok", "no information" or
+        "too few stars".
     """
+    rng = rng if rng is not None else np.random.default_rng(0)
     if reference_value is None:
         reference_value = np.full(len(residual), np.nan)
     finite = np.isfinite(residual)
@@ -368,6 +385,7 @@ def window_ratio(residual: np.ndarray, reference_error: np.ndarray, bound: np.nd
     else:
         status = "too few stars"
     ok = status == "ok"
+    interval = (bootstrap_robust_std(residual[finite], rng) if ok else (math.nan, math.nan))
     return {
         "n_scatter": int(finite.sum()),
         "network_robust_std": scatter,
@@ -377,6 +395,7 @@ def window_ratio(residual: np.ndarray, reference_error: np.ndarray, bound: np.nd
         "n_bound": int(known.size),
         "median_crb": median_bound if np.isfinite(median_bound) else None,
         "ratio": scatter / median_bound if ok else math.nan,
+        "ratio_68": [interval[0] / median_bound, interval[1] / median_bound] if ok else None,
         "ratio_net_of_apogee": net / median_bound if ok else math.nan,
         "status": status,
     }
@@ -384,7 +403,8 @@ def window_ratio(residual: np.ndarray, reference_error: np.ndarray, bound: np.nd
 
 def information_ratios(test_predictions: pd.DataFrame, bounds: pd.DataFrame,
                        labels: Sequence[str], windows: Sequence[Mapping[str, Any]],
-                       min_stars: int = 10, method: str = "network") -> dict[str, Any]:
+                       min_stars: int = 10, method: str = "network", seed: int = 0
+                       ) -> dict[str, Any]:
     """Per label and S/N range: the method's robust scatter against APOGEE (all test stars
     in the range it predicts) over the median CRB (the stars with a bound in the range).
 
@@ -397,6 +417,7 @@ def information_ratios(test_predictions: pd.DataFrame, bounds: pd.DataFrame,
         {label: {"unit", "no_information" (bool: infinite bound for most stars everywhere),
         "by_snr": {window name: :func:`window_ratio`}}}.
     """
+    rng = np.random.default_rng(seed)
     snr = test_predictions["snr"].to_numpy(np.float64)
     bound_snr = bounds["snr"].to_numpy(np.float64)
     out: dict[str, Any] = {}
@@ -413,7 +434,7 @@ def information_ratios(test_predictions: pd.DataFrame, bounds: pd.DataFrame,
             bound_inside = (bound_snr >= window["snr_min"]) & (bound_snr < window["snr_max"])
             by_snr[window["name"]] = window_ratio(residual[inside], error[inside],
                                                   bound[bound_inside], min_stars,
-                                                  reference_value=reference[inside])
+                                                  reference_value=reference[inside], rng=rng)
         known = bound[~np.isnan(bound)]
         out[label] = {
             "unit": label_unit(label),
@@ -465,6 +486,14 @@ def _fmt(value: Any, digits: int = 3) -> str:
     return f"{value:.{digits}g}"
 
 
+def _ratio_text(values: Mapping[str, Any]) -> str:
+    """'3.5 (2.9-4.1)': the ratio and its bootstrap 68% interval."""
+    interval = values.get("ratio_68")
+    if interval is None or any(v is None for v in interval):
+        return _fmt(values.get("ratio"))
+    return f"{_fmt(values['ratio'], 2)} ({_fmt(interval[0], 2)}-{_fmt(interval[1], 2)})"
+
+
 def range_text(window: Mapping[str, Any]) -> str:
     """'15-25', or '80+' for an open last bin."""
     if window["snr_max"] >= 1e5:
@@ -488,8 +517,9 @@ def summary_markdown(report: Mapping[str, Any], labels: Sequence[str]) -> str:
         "",
         "scatter = network robust std against APOGEE; spread = robust std of the APOGEE "
         "labels themselves (the scatter of always answering the median); bound = median CRB; "
-        "ratio = scatter / bound; net = the same with APOGEE's quoted errors removed in "
-        "quadrature. A ratio below 1 is possible only for a biased estimator leaning on the "
+        "ratio = scatter / bound (in brackets: bootstrap 68% interval of the scatter); net = "
+        "the same with APOGEE's quoted errors removed in quadrature. A ratio below 1 is "
+        "possible only for a biased estimator leaning on the "
         "training population (scatter close to spread: the prior, not the spectrum). "
         f"\"{NO_INFORMATION}\": the model does not respond to the label (infinite bound).",
         "",
@@ -510,7 +540,7 @@ def summary_markdown(report: Mapping[str, Any], labels: Sequence[str]) -> str:
                 row += (f" {v['n_scatter']} | {_fmt(v['network_robust_std'])} | "
                         f"{_fmt(v['apogee_label_robust_std'])} | "
                         f"{'inf' if info else _fmt(v['median_crb'])} | "
-                        f"{NO_INFORMATION if info else _fmt(v['ratio'])} | "
+                        f"{NO_INFORMATION if info else _ratio_text(v)} | "
                         f"{'-' if info else _fmt(v['ratio_net_of_apogee'])} |")
             lines.append(row)
         lines.append("")
@@ -617,7 +647,7 @@ def information_limit(provider: FluxJacobianProvider, reference: pd.DataFrame,
         ivar: (n_stars, n_pixels) their preprocessed inverse variances.
         test_predictions: the evaluation table (every test star).
         settings: ``evaluation.cramer_rao`` (nuisance_labels, snr_windows, min_stars,
-            batch_size).
+            batch_size) and ``seed`` (bootstrap intervals).
 
     Returns:
         (report, bounds table: TARGETID, snr, ``<label>_crb`` (inf = no information)).
@@ -636,7 +666,8 @@ def information_limit(provider: FluxJacobianProvider, reference: pd.DataFrame,
         table[f"{label}_crb"] = bounds[:, k]
     windows = snr_windows(snr_bin_edges, settings.get("snr_windows"))
     ratios = information_ratios(test_predictions, table, labels, windows,
-                                min_stars=int(settings.get("min_stars", 10)))
+                                min_stars=int(settings.get("min_stars", 10)),
+                                seed=int(settings.get("seed", 0)))
     report = {
         "status": "ok",
         "is_mock": bool(is_mock),
@@ -655,7 +686,7 @@ def information_limit(provider: FluxJacobianProvider, reference: pd.DataFrame,
         "labels": ratios,
         "seconds": time.perf_counter() - start,
         "layout": "labels -> label -> by_snr -> window -> {n_scatter, network_robust_std, "
-                  "apogee_error_rms, network_scatter_net_of_apogee, n_bound, median_crb, ratio, "
-                  "ratio_net_of_apogee, status}",
+                  "apogee_error_rms, network_scatter_net_of_apogee, apogee_label_robust_std, "
+                  "n_bound, median_crb, ratio, ratio_68, ratio_net_of_apogee, status}",
     }
     return report, table

@@ -153,6 +153,8 @@ def test_ratios_report_no_information_and_scatter_over_bound():
     assert low["status"] == "ok" and low["median_crb"] == pytest.approx(0.05)
     assert low["ratio"] == pytest.approx(low["network_robust_std"] / 0.05)
     assert low["ratio"] == pytest.approx(2.0, rel=0.25)  # scatter 0.1 over bound 0.05
+    lo, hi = low["ratio_68"]  # bootstrap interval of the scatter, in units of the bound
+    assert lo < low["ratio"] < hi and hi - lo < 0.5 * low["ratio"]
     assert low["network_scatter_net_of_apogee"] == pytest.approx(
         np.sqrt(low["network_robust_std"] ** 2 - 0.03**2))
     assert ratios["p_fe"]["no_information"]

@@ -405,6 +405,7 @@ def compute_information_limit(
     from desi_abundances import information_limit
 
     crb = dict(settings.get("cramer_rao") or {})
+    crb.setdefault("seed", int(settings.get("seed", 0)))
     if not crb.get("enabled", False):
         return _information_limit_skipped("disabled (evaluation.cramer_rao.enabled)", is_mock,
                                           labels, settings)
