@@ -80,6 +80,7 @@ def test_pipeline_runs_and_writes_every_output():
             "model_bundle": MemoryDataset(_bundle(spectra), copy_mode="assign"),
             "params:labels": MemoryDataset(LABELS),
             "params:evaluation": MemoryDataset(SETTINGS),
+            "params:mock_survey": MemoryDataset({"spectral_model": "analytic"}),
         }
     )
     pipeline = create_pipeline()
@@ -174,5 +175,5 @@ def test_catalog_and_parameters_load(tmp_path):
     assert np.all(np.diff(evaluation["snr_bin_edges"]) > 0)
     assert {"ridge", "cannon", "outliers", "seed", "cramer_rao"} <= set(evaluation)
     crb = evaluation["cramer_rao"]
-    assert crb["spectral_model"] in ("analytic", "emulator")
+    assert crb["spectral_model"] in ("mock_survey", "analytic", "emulator")
     assert {"enabled", "finite_difference_steps", "max_stars", "snr_windows"} <= set(crb)

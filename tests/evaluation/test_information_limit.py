@@ -198,9 +198,11 @@ def _tiny_evaluation(n=12):
 
 def test_node_writes_its_outputs_on_tiny_inputs():
     spectra, split, table, settings = _tiny_evaluation()
+    settings["cramer_rao"]["spectral_model"] = "mock_survey"
     report, bounds, flat, figure = nodes.compute_information_limit(
-        spectra, split, table, LABELS, settings, True)
+        spectra, split, table, LABELS, settings, True, {"spectral_model": "analytic"})
     json.dumps(report, allow_nan=False)
+    assert report["spectral_model"] == "analytic" and report["spectral_model_warning"] is None
     assert report["status"] == "ok" and report["n_bounded"] == 8  # max_stars
     assert report["labels_without_information"] == ["p_fe"]  # no P lines in the analytic model
     assert list(bounds.columns) == ["TARGETID", "snr"] + [f"{l}_crb" for l in LABELS]
@@ -214,15 +216,28 @@ def test_node_writes_its_outputs_on_tiny_inputs():
     assert "MOCK" in markdown and "| p_fe | dex |" in markdown and il.NO_INFORMATION in markdown
 
 
+def test_the_bound_follows_the_model_that_made_the_mock():
+    mock = {"spectral_model": "emulator", "spectral_model_args": {"path": "e.safetensors"}}
+    assert il.resolve_spectral_model("mock_survey", {}, mock, True) == (
+        "emulator", {"path": "e.safetensors"}, None)
+    assert il.resolve_spectral_model("mock_survey", {}, mock, False)[0] == "emulator"
+    name, _, warning = il.resolve_spectral_model("analytic", {}, mock, True)
+    assert name == "analytic" and "generated with 'emulator'" in warning
+    assert il.resolve_spectral_model("analytic", {}, {"spectral_model": "analytic"}, True)[2] is None
+
+
 @pytest.mark.parametrize("change, is_mock, reason", [
     ({"enabled": False}, True, "disabled"),
-    ({}, False, "real spectra"),
+    ({"spectral_model": "analytic"}, False, "real spectra"),
+    ({"spectral_model": "mock_survey"}, False, "cannot be used"),  # real: emulator, no weights
     ({"spectral_model": "emulator", "spectral_model_args": {"path": "/nonexistent/e.safetensors"}},
      True, "cannot be used"),
 ])
 def test_node_skips_with_a_reason(change, is_mock, reason):
     spectra, split, table, settings = _tiny_evaluation(n=4)
     settings["cramer_rao"].update(change)
+    settings["cramer_rao"].setdefault("spectral_model_args",
+                                      {"path": "/nonexistent/e.safetensors"})
     report, bounds, flat, figure = nodes.compute_information_limit(
         spectra, split, table, LABELS, settings, is_mock)
     assert report["status"] == "skipped" and reason in report["reason"]

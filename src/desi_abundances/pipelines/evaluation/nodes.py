@@ -389,9 +389,13 @@ def _information_limit_skipped(reason: str, is_mock: bool, labels: list[str], se
 def compute_information_limit(
     training_spectra: Spectra, data_split: pd.DataFrame, test_predictions: pd.DataFrame,
     labels: list[str], settings: dict[str, Any], is_mock: bool,
+    mock_survey: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], pd.DataFrame, dict[str, dict], Figure]:
     """The Cramer-Rao bound of every test star (``information_limit``) and the network's
     scatter over it per label and S/N range (``evaluation.cramer_rao``).
+
+    The spectral model: ``evaluation.cramer_rao.spectral_model``; "mock_survey" = the one
+    that generated the mock (``params:mock_survey``), the emulator on real spectra.
 
     Skips (logged reason, ``status: skipped`` in the report, empty table, no metrics) when
     disabled, when the spectra are real and the spectral model is the analytic toy (it did
@@ -409,7 +413,11 @@ def compute_information_limit(
     if not crb.get("enabled", False):
         return _information_limit_skipped("disabled (evaluation.cramer_rao.enabled)", is_mock,
                                           labels, settings)
-    model_name = str(crb.get("spectral_model", "analytic"))
+    model_name, model_args, mismatch = information_limit.resolve_spectral_model(
+        str(crb.get("spectral_model", information_limit.FOLLOW_MOCK_SURVEY)),
+        crb.get("spectral_model_args"), mock_survey, is_mock)
+    if mismatch:
+        LOGGER.warning("information limit: %s", mismatch)
     if model_name == "analytic" and not is_mock:
         return _information_limit_skipped(
             "real spectra: the analytic model is a toy that did not generate them; set "
@@ -417,7 +425,7 @@ def compute_information_limit(
     start = time.perf_counter()
     try:
         provider = information_limit.build_jacobian_provider(
-            model_name, training_spectra.wavelength, crb.get("spectral_model_args"),
+            model_name, training_spectra.wavelength, model_args,
             steps=crb.get("finite_difference_steps"))
     except (FileNotFoundError, ValueError, KeyError, ImportError) as error:
         return _information_limit_skipped(
@@ -430,6 +438,8 @@ def compute_information_limit(
         provider, bounded.meta, bounded.ivar, test_predictions, labels, crb,
         settings["snr_bin_edges"], is_mock)
     report["max_stars"] = crb.get("max_stars")
+    report["spectral_model_args"] = model_args
+    report["spectral_model_warning"] = mismatch
     report["seconds"] = time.perf_counter() - start
     flat = information_limit.mlflow_metrics(report["labels"], report["windows"])
     flat["cramer_rao_seconds"] = report["seconds"]

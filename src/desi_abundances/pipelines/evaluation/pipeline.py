@@ -57,7 +57,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             node(
                 nodes.compute_information_limit,
                 inputs=["training_spectra", "data_split", "test_predictions", "params:labels",
-                        "params:evaluation", "evaluation_is_mock"],
+                        "params:evaluation", "evaluation_is_mock", "params:mock_survey"],
                 outputs=["cramer_rao", "test_cramer_rao_bounds", "cramer_rao_mlflow_metrics",
                          "evaluation_information_limit_figure"],
                 name="compute_information_limit",
