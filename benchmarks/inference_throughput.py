@@ -20,7 +20,8 @@ What it does, in one run:
    - r_read: reading FLUX, IVAR and MASK of every arm of every file (the project's fast
      FITS image reader, nothing else: no FIBERMAP, no conversion);
    - r_forward: the network's forward pass alone (``torch.inference_mode``, batches of 4096,
-     as ``nn.predict.predict_labels`` runs it) on inputs already in memory.
+     as ``nn.predict.predict_labels`` runs it; with the refinement step when the bundle has
+     one) on inputs already in memory.
    ceiling = 1 / (1 / r_read + 1 / r_forward): the two run back to back. (The pipeline does
    read the next coadd in a thread while the network runs, but on two cores the forward pass
    already uses both, so back to back is the achievable bound; ``min(r_read, r_forward)`` is
@@ -285,39 +286,50 @@ def measure_read(files: list[Path]) -> tuple[float, int, float, float]:
     return n_spectra / seconds, n_spectra, seconds, time.process_time() - cpu_start
 
 
-def forward_inputs(bundle: Any, files: list[Path], n_rows: int) -> np.ndarray:
-    """Standardised network inputs of real preprocessed spectra (the first files), tiled."""
+def forward_inputs(bundle: Any, files: list[Path], n_rows: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Standardised network inputs of real preprocessed spectra (the first files), tiled, and
+    their inverse variances (input units) when the network takes them (refinement step)."""
     from desi_abundances.io.desi_coadd import DesiCoaddDataset
-    from desi_abundances.nn.predict import standardise
+    from desi_abundances.nn.predict import input_inverse_variance, standardise
     from desi_abundances.spectra import preprocess
 
-    blocks, total = [], 0
+    with_ivar = int(bundle.architecture.get("refinement_pixels", 0)) > 0
+    median = np.asarray(bundle.pixel_median, np.float32)
+    iqr = np.asarray(bundle.pixel_iqr, np.float32)
+    blocks, ivars, total = [], [], 0
     for path in files:
         coadd = DesiCoaddDataset(str(path), load_args={"read_exp_fibermap": False, "read_scores": False}).load()
         spectra = preprocess(coadd, np.zeros(coadd.n_spectra), bundle.preprocessing)
-        blocks.append(standardise(spectra.flux, spectra.mask, np.asarray(bundle.pixel_median, np.float32),
-                                  np.asarray(bundle.pixel_iqr, np.float32)))
+        blocks.append(standardise(spectra.flux, spectra.mask, median, iqr))
+        if with_ivar:
+            ivars.append(input_inverse_variance(spectra.ivar, spectra.mask, iqr))
         total += coadd.n_spectra
         if total >= n_rows:
             break
     inputs = np.concatenate(blocks)
-    return np.resize(inputs, (n_rows, inputs.shape[1]))
+    ivar = np.resize(np.concatenate(ivars), (n_rows, inputs.shape[1])) if with_ivar else None
+    return np.resize(inputs, (n_rows, inputs.shape[1])), ivar
 
 
-def measure_forward(bundle: Any, inputs: np.ndarray, n_spectra: int,
+def measure_forward(bundle: Any, inputs: tuple[np.ndarray, np.ndarray | None], n_spectra: int,
                     batch_size: int = 4096) -> tuple[float, float, float]:
     """(spectra/s, seconds, CPU seconds of all threads) of the forward pass alone over
-    ``n_spectra`` preloaded inputs."""
+    ``n_spectra`` preloaded inputs (and inverse variances, for a refinement step)."""
     import torch
 
     network = bundle.network()
-    tensor = torch.from_numpy(inputs)
+    tensor = torch.from_numpy(inputs[0])
+    ivar = None if inputs[1] is None else torch.from_numpy(inputs[1])
+
+    def rows(first: int, last: int):
+        return tensor[first:last], None if ivar is None else ivar[first:last]
+
     with torch.inference_mode():
-        network(tensor[:batch_size])  # warm-up
+        network(*rows(0, batch_size))  # warm-up
         done, start, cpu_start = 0, time.perf_counter(), time.process_time()
         while done < n_spectra:
             for first in range(0, tensor.shape[0], batch_size):
-                network(tensor[first:first + batch_size])
+                network(*rows(first, first + batch_size))
                 done += min(batch_size, tensor.shape[0] - first)
                 if done >= n_spectra:
                     break

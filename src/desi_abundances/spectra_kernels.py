@@ -227,30 +227,29 @@ def merge_and_shift(weighted, total, low, high, scale, shift, rest_frame_ok,
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def standardise_and_distance(flux, ivar, mask, median, iqr, spread, inputs, distance,
-                             inverse_iqr2, max_noise2, masked_noise2, noise):
+                             iqr2, min_input_ivar, input_ivar):
     """``nn.predict.standardise`` into ``inputs`` and ``nn.predict.input_distance`` into
-    ``distance`` in one pass; ``spread = (iqr / 1.349)^2`` float32. When ``noise`` has rows
-    (else shape (0, n_pixels)), ``nn.predict.input_noise_variance`` into it too
-    (``inverse_iqr2 = 1 / iqr^2``, the cap and the masked pixels' variance given)."""
+    ``distance`` in one pass; ``spread = (iqr / 1.349)^2`` float32. When ``input_ivar`` has
+    rows (else shape (0, n_pixels)), ``nn.predict.input_inverse_variance`` into it too
+    (``iqr2 = iqr^2`` and the floor given)."""
     n, n_pixels = flux.shape
-    with_noise = noise.shape[0] == n
+    with_ivar = input_ivar.shape[0] == n
     for row in range(n):
         acc = 0.0
         n_good = 0
         for p in range(n_pixels):
             if mask[row, p]:
                 inputs[row, p] = 0.0
-                if with_noise:
-                    noise[row, p] = masked_noise2
+                if with_ivar:
+                    input_ivar[row, p] = 0.0
                 continue
             diff = flux[row, p] - median[p]
             inputs[row, p] = diff / iqr[p]
-            pixel_variance = np.float32(1.0) / ivar[row, p]
-            variance = spread[p] + pixel_variance
+            variance = spread[p] + np.float32(1.0) / ivar[row, p]
             acc += (diff * diff) / variance
             n_good += 1
-            if with_noise:
-                noise[row, p] = min(pixel_variance * inverse_iqr2[p], max_noise2)
+            if with_ivar:
+                input_ivar[row, p] = max(ivar[row, p] * iqr2[p], min_input_ivar)
         distance[row] = acc / n_good if n_good > 0 else np.nan
 
 

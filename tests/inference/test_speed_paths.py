@@ -34,16 +34,16 @@ def test_fused_standardisation_and_distance_match_the_references():
     assert inputs.dtype == np.float32 and distance.dtype == np.float64
 
 
-def test_fused_noise_variances_match_the_reference():
+def test_fused_input_inverse_variances_match_the_reference():
     pytest.importorskip("numba")
     flux, ivar, mask, median, iqr = _block(seed=2)
-    _, _, noise = predict.standardise_with_distance(flux, ivar, mask, median, iqr,
-                                                    with_noise=True)
-    expected = predict.input_noise_variance(ivar, mask, iqr)
-    np.testing.assert_allclose(noise, expected, rtol=1e-5)
-    assert np.all(noise[mask] == np.float32(predict.MASKED_PIXEL_NOISE**2))
-    # ivar 0 on an unmasked pixel: the cap, not inf
-    assert np.all(noise[4, :20][~mask[4, :20]] == np.float32(predict.MAX_INPUT_NOISE**2))
+    _, _, input_ivar = predict.standardise_with_distance(flux, ivar, mask, median, iqr,
+                                                         with_ivar=True)
+    expected = predict.input_inverse_variance(ivar, mask, iqr)
+    np.testing.assert_allclose(input_ivar, expected, rtol=1e-5)
+    assert np.all(input_ivar[mask] == 0)
+    # ivar 0 on an unmasked pixel: the floor (training caps the noise), not 0
+    assert np.all(input_ivar[4, :20][~mask[4, :20]] == np.float32(1 / predict.MAX_INPUT_NOISE**2))
 
 
 def test_fused_path_accepts_float64_median_and_non_contiguous_rows():

@@ -7,6 +7,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from desi_abundances.nn import spectrum_model
 from desi_abundances.nn.bundle import ModelBundle, current_versions
 from desi_abundances.nn.network import architecture_for
 from desi_abundances.nn.predict import MAX_INPUT_NOISE, input_distance, predict_labels, standardise
@@ -48,22 +49,6 @@ def training_arrays(spectra: Spectra, label_names: Sequence[str], median: np.nda
         labels=((labels - offset) / scale).astype(np.float32),
         label_errors=(errors / scale).astype(np.float32),
     )
-
-
-def simulated_arrays(train: TrainingArrays, settings: dict[str, Any] | None
-                     ) -> TrainingArrays | None:
-    """Simulated training spectra (``nn.synthetic``) per ``params:training.synthetic``, or
-    None when ``n_spectra`` is 0."""
-    from desi_abundances.nn import synthetic
-
-    settings = synthetic.synthetic_settings(settings)
-    if int(settings["n_spectra"]) <= 0:
-        return None
-    label_index = synthetic.modelled_labels(train.labels, settings["min_label_coverage"])
-    model = synthetic.fit_quadratic_model(train, label_index, settings["ridge"])
-    return synthetic.simulate_training_arrays(model, train, int(settings["n_spectra"]),
-                                              settings["jitter"], int(settings["seed"]),
-                                              int(settings["block_rows"]))
 
 
 def residual_scatter(predictions: pd.DataFrame, truth: pd.DataFrame,
@@ -118,13 +103,28 @@ def fit_label_model(training_spectra: Spectra, data_split: pd.DataFrame,
     architecture = architecture_for(training_spectra.wavelength.size, len(label_names),
                                     settings.get("architecture"))
     train_arrays = training_arrays(train, label_names, median, iqr, offset, scale)
-    simulated = simulated_arrays(train_arrays, settings.get("synthetic"))
+    model_settings = spectrum_model.spectrum_model_settings(settings.get("spectrum_model"))
+    quadratic = None
+    if architecture["refinement_pixels"] > 0 or model_settings["n_spectra"] > 0:
+        label_index = spectrum_model.modelled_labels(train_arrays.labels,
+                                                     model_settings["min_label_coverage"])
+        quadratic = spectrum_model.fit_quadratic_model(
+            train_arrays, label_index, model_settings["ridge"],
+            int(model_settings["imputation_rounds"]))
+        if architecture["refinement_pixels"] > 0:
+            architecture["refinement_labels"] = [int(index) for index in label_index]
+    simulated = None
+    if model_settings["n_spectra"] > 0:
+        simulated = spectrum_model.simulate_training_arrays(
+            quadratic, train_arrays, int(model_settings["n_spectra"]), model_settings["jitter"],
+            int(model_settings["seed"]), int(model_settings["block_rows"]))
     result = train_network(
         architecture,
         train_arrays,
         training_arrays(validation, label_names, median, iqr, offset, scale),
         settings.get("optimisation", {}),
         extra=simulated,
+        spectrum_model=quadratic,
     )
     distances = input_distance(train.flux, train.ivar, train.mask, median, iqr)
     finite = np.isfinite(train_labels)

@@ -7,6 +7,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from desi_abundances.nn.refinement import GaussNewtonRefinement
+
 ACTIVATIONS = {"silu": nn.SiLU, "gelu": nn.GELU, "relu": nn.ReLU, "tanh": nn.Tanh,
                "leaky_relu": nn.LeakyReLU, "elu": nn.ELU}
 
@@ -17,7 +19,9 @@ DEFAULT_ARCHITECTURE: dict[str, Any] = {
     "linear_skip": True,
     "input_components": 64,
     "ridge_inputs": True,
-    "noise_features": False,
+    "refinement_pixels": 0,
+    "refinement_damping": 1.0,
+    "refinement_labels": [],
 }
 """Defaults of the architecture (``params:training.architecture`` overrides them)."""
 
@@ -37,9 +41,9 @@ def architecture_for(n_inputs: int, n_labels: int, settings: dict[str, Any] | No
     if full["ridge_inputs"] and not full["linear_skip"]:
         raise ValueError("ridge_inputs needs linear_skip (the MLP reads the skip path's "
                          "predictions): set ridge_inputs: false as well")
-    if full["noise_features"] and int(full["input_components"]) <= 0:
-        raise ValueError("noise_features needs input_components > 0 (the noise is summarised "
-                         "per principal component)")
+    if int(full["refinement_pixels"]) > 0 and not full["linear_skip"]:
+        raise ValueError("refinement_pixels needs linear_skip (the Gauss-Newton step starts "
+                         "from the skip path's labels)")
     if full["activation"] not in ACTIVATIONS:
         raise ValueError(f"unknown activation {full['activation']!r}; one of {sorted(ACTIVATIONS)}")
     return {
@@ -51,7 +55,9 @@ def architecture_for(n_inputs: int, n_labels: int, settings: dict[str, Any] | No
         "linear_skip": bool(full["linear_skip"]),
         "input_components": int(full["input_components"]),
         "ridge_inputs": bool(full["ridge_inputs"]),
-        "noise_features": bool(full["noise_features"]),
+        "refinement_pixels": int(full["refinement_pixels"]),
+        "refinement_damping": float(full["refinement_damping"]),
+        "refinement_labels": [int(index) for index in full["refinement_labels"]],
     }
 
 
@@ -72,23 +78,27 @@ class LabelNetwork(nn.Module):
     With ``ridge_inputs`` (needs ``linear_skip``) the MLP also reads the skip path's label
     predictions, so it can correct them as a function of the predicted labels themselves.
 
-    With ``noise_features`` (needs ``input_components``) the MLP also reads how noisy each of
-    its principal components is for this star: log sigma_i with sigma_i^2 = sum_p W_ip^2
-    v_p, W the projection and v_p the pixel's noise variance in input units (masked pixels:
-    the training spread). A spectrum at S/N 20 and one at S/N 150 with the same components
-    are different evidence; without this the MLP has to guess which it sees, and shrinks
-    both alike. The forward pass then takes ``noise_variance`` beside the inputs.
+    With ``refinement_pixels`` P > 0 (needs ``linear_skip``) a fixed layer
+    (``nn.refinement.GaussNewtonRefinement``) takes one Gauss-Newton step from the skip
+    path's labels on a quadratic model of the spectra, weighting P pixels by this star's own
+    inverse variance: the mean becomes skip + step + MLP, and the MLP also reads the step.
+    The forward pass then needs ``input_ivar`` (inverse variance of the inputs, input units,
+    0 where masked) beside the inputs. ``refinement_labels`` are the label columns the model
+    covers (set at training time).
     """
 
     def __init__(self, n_inputs: int, n_labels: int, hidden_sizes: list[int],
                  activation: str = "silu", dropout: float = 0.0, linear_skip: bool = True,
                  input_components: int = 0, ridge_inputs: bool = False,
-                 noise_features: bool = False):
+                 refinement_pixels: int = 0, refinement_labels: list[int] | None = None,
+                 refinement_damping: float = 1.0):
         super().__init__()
         if ridge_inputs and not linear_skip:
             raise ValueError("ridge_inputs needs linear_skip: the MLP reads the skip path")
-        if noise_features and input_components <= 0:
-            raise ValueError("noise_features needs input_components > 0")
+        refinement_labels = list(refinement_labels or [])
+        if refinement_pixels > 0 and not linear_skip:
+            raise ValueError("refinement_pixels needs linear_skip: the step starts from the "
+                             "skip path")
         layers: list[nn.Module] = []
         width = n_inputs
         self.projection = None
@@ -100,9 +110,13 @@ class LabelNetwork(nn.Module):
         self.ridge_inputs = bool(ridge_inputs)
         if self.ridge_inputs:
             width += n_labels
-        self.noise_features = bool(noise_features)
-        if self.noise_features:
-            width += input_components
+        self.refinement = None
+        if refinement_pixels > 0 and refinement_labels:
+            self.refinement = GaussNewtonRefinement(len(refinement_labels), refinement_pixels,
+                                                    refinement_damping)
+            with torch.no_grad():
+                self.refinement.label_index.copy_(torch.tensor(refinement_labels))
+            width += len(refinement_labels)
         for size in hidden_sizes:
             layers += [nn.Linear(width, size), ACTIVATIONS[activation]()]
             if dropout > 0:
@@ -119,35 +133,28 @@ class LabelNetwork(nn.Module):
                 self.skip.weight.zero_()
                 self.skip.bias.zero_()
 
-    def component_noise_variance(self, noise_variance: torch.Tensor) -> torch.Tensor:
-        """(n, n_inputs) pixel noise variances (input units) -> (n, k) variances of the
-        principal components (pixel noise taken as independent)."""
-        return noise_variance @ (self.projection.weight.detach() ** 2).T
+    def _require_ivar(self, input_ivar: torch.Tensor | None) -> torch.Tensor:
+        if input_ivar is None:
+            raise ValueError("this network takes a Gauss-Newton step on the spectrum "
+                             "(refinement_pixels > 0): call it as network(inputs, input_ivar)")
+        return input_ivar
 
-    @staticmethod
-    def noise_feature(component_variance: torch.Tensor) -> torch.Tensor:
-        """What the MLP reads of the noise: log sigma per component (floored at 1e-3)."""
-        return 0.5 * torch.log(component_variance + 1e-6)
+    def refinement_step(self, inputs: torch.Tensor, input_ivar: torch.Tensor | None,
+                        start: torch.Tensor) -> torch.Tensor:
+        """(n, n_labels) Gauss-Newton update from ``start`` (0 for labels the model lacks)."""
+        delta = self.refinement.step(inputs, self._require_ivar(input_ivar), start)
+        return self.refinement.scatter(delta, self.n_labels)
 
-    def features(self, inputs: torch.Tensor,
-                 noise_variance: torch.Tensor | None = None) -> torch.Tensor:
-        """What the MLP reads: the inputs or their principal components, followed by the
-        skip path's predictions when ``ridge_inputs`` and the components' log noise when
-        ``noise_features``."""
-        features = inputs if self.projection is None else self.projection(inputs)
-        parts = [features]
+    def mlp_features(self, components: torch.Tensor, skip: torch.Tensor | None,
+                     delta: torch.Tensor | None) -> torch.Tensor:
+        """What the MLP reads: the inputs or their principal components, then the skip
+        path's predictions when ``ridge_inputs``, then the step of the modelled labels."""
+        parts = [components]
         if self.ridge_inputs:
-            parts.append(self.skip(inputs))
-        if self.noise_features:
-            parts.append(self.noise_feature(self.component_noise_variance(
-                self._require_noise(noise_variance))))
-        return torch.cat(parts, dim=1) if len(parts) > 1 else features
-
-    def _require_noise(self, noise_variance: torch.Tensor | None) -> torch.Tensor:
-        if noise_variance is None:
-            raise ValueError("this network reads the pixel noise (noise_features): call it as "
-                             "network(inputs, noise_variance)")
-        return noise_variance
+            parts.append(skip)
+        if self.refinement is not None:
+            parts.append(delta[:, self.refinement.label_index])
+        return torch.cat(parts, dim=1) if len(parts) > 1 else components
 
     def mlp(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The MLP's (mean, log_variance) from :meth:`features`, without the skip path."""
@@ -155,23 +162,21 @@ class LabelNetwork(nn.Module):
         mean, log_variance = out[:, : self.n_labels], out[:, self.n_labels :]
         return mean, log_variance.clamp(-14.0, 6.0)
 
-    def forward(self, inputs: torch.Tensor, noise_variance: torch.Tensor | None = None
+    def forward(self, inputs: torch.Tensor, input_ivar: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Standardised inputs (n, n_inputs) [and their noise variances, same shape, input
-        units; needed with ``noise_features``] -> (mean, log_variance), each (n, n_labels)."""
+        """Standardised inputs (n, n_inputs) [and their inverse variance, same shape, input
+        units, 0 where masked: needed with a refinement] -> (mean, log_variance), each
+        (n, n_labels)."""
         skip = self.skip(inputs) if self.skip is not None else None
-        features = inputs if self.projection is None else self.projection(inputs)
-        parts = [features]
-        if self.ridge_inputs:
-            parts.append(skip)
-        if self.noise_features:
-            parts.append(self.noise_feature(self.component_noise_variance(
-                self._require_noise(noise_variance))))
-        if len(parts) > 1:
-            features = torch.cat(parts, dim=1)
-        mean, log_variance = self.mlp(features)
+        delta = None
+        if self.refinement is not None:
+            delta = self.refinement_step(inputs, input_ivar, skip)
+        components = inputs if self.projection is None else self.projection(inputs)
+        mean, log_variance = self.mlp(self.mlp_features(components, skip, delta))
         if skip is not None:
             mean = mean + skip
+        if delta is not None:
+            mean = mean + delta
         return mean, log_variance
 
 
@@ -186,5 +191,7 @@ def build_network(architecture: dict[str, Any]) -> LabelNetwork:
         linear_skip=architecture["linear_skip"],
         input_components=architecture.get("input_components", 0),
         ridge_inputs=architecture.get("ridge_inputs", False),
-        noise_features=architecture.get("noise_features", False),
+        refinement_pixels=architecture.get("refinement_pixels", 0),
+        refinement_labels=architecture.get("refinement_labels", []),
+        refinement_damping=architecture.get("refinement_damping", 1.0),
     )

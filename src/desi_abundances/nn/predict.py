@@ -20,10 +20,6 @@ IQR_TO_SIGMA = 1.0 / 1.349
 MAX_INPUT_NOISE = 10.0
 """Cap of a pixel's noise sigma in input (IQR) units (augmentation and noise features)."""
 
-MASKED_PIXEL_NOISE = IQR_TO_SIGMA
-"""Noise sigma (input units) given to a masked pixel: it is set to the training median, so
-its error is the training spread of the pixel (one IQR-sigma)."""
-
 PREPROCESSING_ATTR = "preprocessing"
 """Key of ``Spectra.meta.attrs`` holding the settings the spectra were made with."""
 
@@ -74,14 +70,13 @@ def standardise(flux: np.ndarray, mask: np.ndarray, median: np.ndarray,
     return inputs.astype(np.float32, copy=False)
 
 
-def input_noise_variance(ivar: np.ndarray, mask: np.ndarray, iqr: np.ndarray) -> np.ndarray:
-    """Noise variance of each network input, (n, n_pixels) float32 in input units:
-    ``1 / (ivar iqr^2)`` capped at ``MAX_INPUT_NOISE^2``; ``MASKED_PIXEL_NOISE^2`` at masked
-    pixels. What a network with ``noise_features`` reads beside the inputs."""
-    with np.errstate(divide="ignore"):
-        variance = np.minimum(1.0 / (ivar.astype(np.float64) * iqr.astype(np.float64) ** 2),
-                              MAX_INPUT_NOISE**2)
-    return np.where(mask, MASKED_PIXEL_NOISE**2, variance).astype(np.float32)
+def input_inverse_variance(ivar: np.ndarray, mask: np.ndarray, iqr: np.ndarray) -> np.ndarray:
+    """Inverse variance of each network input, (n, n_pixels) float32 in input units:
+    ``ivar iqr^2``, at least ``1 / MAX_INPUT_NOISE^2`` (the cap training puts on the noise),
+    0 at masked pixels. What a network with a refinement step reads beside the inputs."""
+    scaled = np.maximum(ivar.astype(np.float64) * iqr.astype(np.float64) ** 2,
+                        1.0 / MAX_INPUT_NOISE**2)
+    return np.where(mask, 0.0, scaled).astype(np.float32)
 
 
 def input_distance(flux: np.ndarray, ivar: np.ndarray, mask: np.ndarray, median: np.ndarray,
@@ -101,12 +96,12 @@ def input_distance(flux: np.ndarray, ivar: np.ndarray, mask: np.ndarray, median:
 
 
 def standardise_with_distance(flux: np.ndarray, ivar: np.ndarray, mask: np.ndarray,
-                              median: np.ndarray, iqr: np.ndarray, with_noise: bool = False
+                              median: np.ndarray, iqr: np.ndarray, with_ivar: bool = False
                               ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """``(standardise(...), input_distance(...), input_noise_variance(...) or None)`` of a
+    """``(standardise(...), input_distance(...), input_inverse_variance(...) or None)`` of a
     block of spectra: one fused compiled pass (``spectra_kernels.standardise_and_distance``,
     ~4x faster, same values within float32 rounding) when numba is installed, else the numpy
-    references. The noise variances are computed only ``with_noise``."""
+    references. The inverse variances are computed only ``with_ivar``."""
     median = np.asarray(median, np.float32)
     iqr = np.asarray(iqr, np.float32)
     try:
@@ -114,18 +109,18 @@ def standardise_with_distance(flux: np.ndarray, ivar: np.ndarray, mask: np.ndarr
     except ImportError:
         return (standardise(flux, mask, median, iqr),
                 input_distance(flux, ivar, mask, median, iqr),
-                input_noise_variance(ivar, mask, iqr) if with_noise else None)
+                input_inverse_variance(ivar, mask, iqr) if with_ivar else None)
     n = flux.shape[0]
     inputs = np.empty((n, median.size), np.float32)
     distance = np.empty(n, np.float64)
-    noise = np.empty((n if with_noise else 0, median.size), np.float32)
+    input_ivar = np.empty((n if with_ivar else 0, median.size), np.float32)
     spread = ((iqr * IQR_TO_SIGMA) ** 2).astype(np.float32)
-    inverse_iqr2 = (1.0 / (iqr.astype(np.float64) ** 2)).astype(np.float32)
+    iqr2 = (iqr.astype(np.float64) ** 2).astype(np.float32)
     spectra_kernels.standardise_and_distance(
         np.ascontiguousarray(flux, np.float32), np.ascontiguousarray(ivar, np.float32),
         np.ascontiguousarray(mask, bool), median, iqr, spread, inputs, distance,
-        inverse_iqr2, np.float32(MAX_INPUT_NOISE**2), np.float32(MASKED_PIXEL_NOISE**2), noise)
-    return inputs, distance, (noise if with_noise else None)
+        iqr2, np.float32(1.0 / MAX_INPUT_NOISE**2), input_ivar)
+    return inputs, distance, (input_ivar if with_ivar else None)
 
 
 def predict_labels(bundle: ModelBundle, spectra: Spectra, batch_size: int = 4096,
@@ -163,15 +158,16 @@ def predict_labels(bundle: ModelBundle, spectra: Spectra, batch_size: int = 4096
     mean = np.empty((n, n_labels), np.float32)
     log_variance = np.empty((n, n_labels), np.float32)
     distance = np.empty(n, np.float64)
-    with_noise = bool(getattr(network, "noise_features", False))
+    with_ivar = getattr(network, "refinement", None) is not None
     with torch.inference_mode():
         for start in range(0, n, batch_size):
             rows = slice(start, min(start + batch_size, n))
-            inputs, distance[rows], noise = standardise_with_distance(
+            inputs, distance[rows], input_ivar = standardise_with_distance(
                 spectra.flux[rows], spectra.ivar[rows], spectra.mask[rows], median, iqr,
-                with_noise=with_noise)
+                with_ivar=with_ivar)
             out_mean, out_log_variance = network(
-                torch.from_numpy(inputs), None if noise is None else torch.from_numpy(noise))
+                torch.from_numpy(inputs),
+                None if input_ivar is None else torch.from_numpy(input_ivar))
             mean[rows] = out_mean.numpy()
             log_variance[rows] = out_log_variance.numpy()
     offset = np.asarray(bundle.label_offset, np.float64)

@@ -15,7 +15,6 @@ from tqdm.auto import tqdm
 from desi_abundances.nn.linear import CentredSVD, fit_ridge
 from desi_abundances.nn.loss import label_nll
 from desi_abundances.nn.network import LabelNetwork, build_network
-from desi_abundances.nn.predict import MASKED_PIXEL_NOISE
 
 DEFAULT_OPTIMISATION: dict[str, Any] = {
     "seed": 42,
@@ -117,12 +116,11 @@ def _to_tensors(arrays: TrainingArrays, device: torch.device) -> tuple[torch.Ten
                  for a in (arrays.inputs, arrays.input_noise, arrays.labels, arrays.label_errors))
 
 
-def pixel_noise_variance(input_noise: torch.Tensor) -> torch.Tensor:
-    """Noise variance per pixel in input units from ``TrainingArrays.input_noise`` (sigma, 0
-    where masked): what ``nn.predict.input_noise_variance`` gives at prediction time (masked
-    pixels: the training spread ``MASKED_PIXEL_NOISE``)."""
-    return torch.where(input_noise > 0, input_noise**2,
-                       torch.full_like(input_noise, MASKED_PIXEL_NOISE**2))
+def input_inverse_variance(input_noise: torch.Tensor) -> torch.Tensor:
+    """Inverse variance per pixel in input units from ``TrainingArrays.input_noise`` (sigma,
+    0 where masked -> 0): what ``nn.predict.input_inverse_variance`` gives at prediction."""
+    safe = torch.where(input_noise > 0, input_noise, torch.ones_like(input_noise))
+    return torch.where(input_noise > 0, 1.0 / safe**2, torch.zeros_like(input_noise))
 
 
 def evaluate_loss(network: LabelNetwork, arrays: TrainingArrays, device: torch.device,
@@ -135,9 +133,9 @@ def evaluate_loss(network: LabelNetwork, arrays: TrainingArrays, device: torch.d
     with torch.no_grad():
         for start in range(0, len(arrays), batch_size):
             rows = slice(start, start + batch_size)
-            noise_variance = (pixel_noise_variance(noise[rows])
-                              if getattr(network, "noise_features", False) else None)
-            mean, log_variance = network(inputs[rows], noise_variance)
+            input_ivar = (input_inverse_variance(noise[rows])
+                          if getattr(network, "refinement", None) is not None else None)
+            mean, log_variance = network(inputs[rows], input_ivar)
             valid = torch.isfinite(labels[rows]) & torch.isfinite(errors[rows])
             n_valid = int(valid.sum())
             total += float(label_nll(mean, log_variance, labels[rows], errors[rows], beta)) * n_valid
@@ -156,12 +154,15 @@ def concatenate_arrays(first: TrainingArrays, second: TrainingArrays) -> Trainin
 
 def train_network(architecture: dict[str, Any], train: TrainingArrays,
                   validation: TrainingArrays, settings: dict[str, Any],
-                  extra: TrainingArrays | None = None) -> TrainingResult:
+                  extra: TrainingArrays | None = None,
+                  spectrum_model: Any = None) -> TrainingResult:
     """Train a :class:`LabelNetwork`; returns the weights of the best validation epoch.
 
     ``extra``: more training rows (e.g. ``nn.synthetic`` simulated spectra) that train the
     MLP but do not enter the principal components or the ridge skip path, which are fitted on
     ``train`` (the real spectra) alone.
+    ``spectrum_model``: the ``nn.spectrum_model.QuadraticSpectrumModel`` of the training split
+    that a network with a refinement step (``refinement_pixels`` > 0) needs.
 
     Deterministic for a given seed, device and thread count: the weights are initialised and
     the batches shuffled and augmented from generators seeded by ``settings["seed"]``.
@@ -172,6 +173,15 @@ def train_network(architecture: dict[str, Any], train: TrainingArrays,
     seed_everything(int(settings["seed"]))
     device = select_device(settings["device"])
     network = build_network(architecture)
+    if network.refinement is not None:
+        if spectrum_model is None:
+            raise ValueError("refinement_pixels > 0 needs the spectrum_model of the training "
+                             "split (nn.spectrum_model.fit_quadratic_model)")
+        sigma = train.input_noise.astype(np.float64)
+        ivar = np.where(sigma > 0, 1.0 / np.where(sigma > 0, sigma, 1.0) ** 2, 0.0)
+        median_weight = np.median(ivar / (1.0 + ivar * spectrum_model.intrinsic_variance), 0)
+        network.refinement.set_model(spectrum_model.label_index, spectrum_model.coefficients,
+                                     spectrum_model.intrinsic_variance, median_weight)
     needs_svd = network.projection is not None or (settings["ridge_init"]
                                                    and network.skip is not None)
     svd = CentredSVD.of(train.inputs) if needs_svd else None
@@ -231,42 +241,54 @@ def train_network(architecture: dict[str, Any], train: TrainingArrays,
                 skip_train = network.skip(inputs).cpu()
             skip_noise = torch.sqrt((noise**2) @ (network.skip.weight.detach() ** 2).T)
         skip_train = skip_train.to(device)
-    good_noise_pc = masked_noise_pc = None
+    delta_train = delta_noise = modelled = None
+    if network.refinement is not None:
+        if not frozen_skip:
+            raise ValueError("refinement_pixels > 0 needs a frozen skip path "
+                             "(skip_learning_rate_factor 0)")
+        # the step is fixed too: precomputed from the (out-of-sample) skip predictions, with
+        # the width that augmentation noise gives it
+        with torch.no_grad():
+            deltas, variances = [], []
+            for start in range(0, len(train), 2048):
+                rows = slice(start, start + 2048)
+                ivar = input_inverse_variance(noise[rows])
+                deltas.append(network.refinement_step(inputs[rows], ivar, skip_train[rows]))
+                variances.append(network.refinement.scatter(
+                    network.refinement.step_variance(ivar), network.n_labels))
+            delta_train = torch.cat(deltas)
+            delta_noise = torch.sqrt(torch.cat(variances))
+            modelled = network.refinement.scatter(torch.ones(1, network.refinement.n_model_labels,
+                                                             device=device), network.n_labels)
     if network.projection is not None:
         # the projection is fixed: train on the (n, k) components, with the augmentation
         # noise mapped into component space (per component, ignoring the small correlations
         # between components that pixel noise induces)
         with torch.no_grad():
             inputs = network.projection(inputs)
-            if network.noise_features:  # the noise the MLP reads: good pixels scale with
-                # the augmentation, masked ones (fixed at the median) do not
-                masked = (noise <= 0).to(noise.dtype)
-                masked_noise_pc = network.component_noise_variance(
-                    masked * MASKED_PIXEL_NOISE**2)
-                good_noise_pc = network.component_noise_variance(noise**2)
             noise = torch.sqrt((noise**2) @ (network.projection.weight.detach() ** 2).T)
 
     def forward(batch: torch.Tensor, rows: torch.Tensor, scale: torch.Tensor | None):
-        if not frozen_skip and network.projection is None:
-            return network(batch)  # pixels in, no noise features (they need components)
-        if not frozen_skip and network.skip is not None:
+        if not frozen_skip:
+            if network.projection is None:
+                return network(batch)
+            if network.skip is None:  # batch holds the components already
+                return network.mlp(batch)
             raise ValueError("a trained skip path (skip_learning_rate_factor > 0) needs "
                              "input_components 0")
-        parts = [batch]  # pixels, or their components when there is a projection
-        skip_mean = None
-        if frozen_skip:
-            skip_mean = skip_train[rows]
-            if scale is not None:
-                skip_mean = skip_mean + scale * skip_noise[rows] * torch.randn(
-                    skip_mean.shape, generator=noise_generator, device=device)
-            if network.ridge_inputs:  # the MLP reads the same (out-of-sample) skip predictions
-                parts.append(skip_mean)
-        if network.noise_features:
-            boost = 1.0 if scale is None else 1.0 + scale**2
-            parts.append(network.noise_feature(good_noise_pc[rows] * boost
-                                               + masked_noise_pc[rows]))
-        mean, log_variance = network.mlp(torch.cat(parts, dim=1) if len(parts) > 1 else batch)
-        return (mean if skip_mean is None else mean + skip_mean), log_variance
+        skip_mean = skip_train[rows]
+        delta = None if delta_train is None else delta_train[rows]
+        if scale is not None:
+            shift = scale * skip_noise[rows] * torch.randn(
+                skip_mean.shape, generator=noise_generator, device=device)
+            skip_mean = skip_mean + shift
+            if delta is not None:  # the step undoes the start's error and adds its own noise
+                delta = delta - shift * modelled + scale * delta_noise[rows] * torch.randn(
+                    delta.shape, generator=noise_generator, device=device)
+        # the MLP reads the same (out-of-sample) skip predictions and step
+        mean, log_variance = network.mlp(network.mlp_features(batch, skip_mean, delta))
+        mean = mean + skip_mean
+        return (mean if delta is None else mean + delta), log_variance
     beta, batch_size = float(settings["nll_beta"]), int(settings["batch_size"])
     augmentation = float(settings["noise_augmentation"])
 

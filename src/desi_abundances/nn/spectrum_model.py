@@ -1,16 +1,15 @@
-"""Synthetic training spectra from a data-driven quadratic model of the training set.
+"""A data-driven quadratic model of the training spectra, and simulated spectra from it.
 
-Why: a few thousand APOGEE stars are too few for an MLP to learn the non-linear inversion
-spectrum -> labels as well as The Cannon, whose quadratic *generative* model carries the
-right inductive bias. Here the same kind of model (flux at every pixel quadratic in the labels,
-Ness et al. 2015) is fitted to the training split and used as a simulator: labels drawn
-around the training stars' labels, spectra decoded, each given the noise pattern and mask of a
-random real training spectrum (so the S/N distribution and the masks are the survey's own).
-Trained on real and simulated spectra together, the network learns the posterior mean of the
-labels under the simulator, which at low S/N shrinks towards the population instead of
-chasing the noise as a chi^2 fit does; the real spectra keep it honest where the quadratic
-model is wrong. This is simulation-based (amortised) inference with a data-driven simulator;
-no test star and no physics beyond the training set enters.
+The model is The Cannon's form (Ness et al. 2015): the standardised flux at every pixel is
+quadratic in the labels, with an intrinsic scatter per pixel; it is fitted to the training
+split only. Two uses:
+
+1. the label network's refinement step (``nn.refinement``): one Gauss-Newton step on this
+   model with each star's own noise (the default network uses it);
+2. optionally (``n_spectra`` > 0), simulated training spectra: labels drawn around the
+   training stars' labels, spectra decoded, each given the noise pattern and mask of a random
+   real training spectrum. (Tried on the mock: no gain over the real spectra alone for the
+   MLP on principal components, so off by default.)
 
 Everything works in standardised units (``nn.model.training_arrays``): inputs
 ``(flux - median) / iqr``, labels ``(label - offset) / scale``.
@@ -25,19 +24,21 @@ import numpy as np
 from desi_abundances.cannon import design_matrix
 from desi_abundances.nn.training import TrainingArrays
 
-DEFAULT_SYNTHETIC: dict[str, Any] = {
+DEFAULT_SPECTRUM_MODEL: dict[str, Any] = {
+    "min_label_coverage": 0.9,
+    "ridge": 1.0e-3,
+    "imputation_rounds": 4,
     "n_spectra": 0,
     "seed": 7,
-    "min_label_coverage": 0.9,
     "jitter": 0.3,
-    "ridge": 1.0e-3,
     "block_rows": 2048,
 }
-"""Defaults of ``params:training.synthetic``.
+"""Defaults of ``params:training.spectrum_model``.
 
-n_spectra: simulated spectra added to the training split (0: none).
 min_label_coverage: labels known for at least this fraction of training stars are modelled
-    (the quadratic model needs every modelled label; the rest stay NaN in simulated rows).
+    (the quadratic model needs every modelled label; it is fitted on the stars that have all).
+imputation_rounds: refits with masked pixels filled by the model (see fit_quadratic_model).
+n_spectra: simulated spectra added to the training split (0: none).
 jitter: labels are drawn as a training star's labels plus jitter x (the training labels'
     covariance)^(1/2) x N(0, 1): a kernel density estimate of the training label
     distribution, bandwidth ``jitter`` (standardised units).
@@ -73,14 +74,14 @@ class QuadraticSpectrumModel:
         return (design_matrix(labels, order=2) @ self.coefficients).astype(np.float32)
 
 
-def synthetic_settings(settings: dict[str, Any] | None) -> dict[str, Any]:
+def spectrum_model_settings(settings: dict[str, Any] | None) -> dict[str, Any]:
     """Defaults overridden by ``settings``; unknown keys raise ValueError."""
     settings = dict(settings or {})
-    unknown = sorted(set(settings) - set(DEFAULT_SYNTHETIC))
+    unknown = sorted(set(settings) - set(DEFAULT_SPECTRUM_MODEL))
     if unknown:
-        raise ValueError(f"unknown synthetic setting(s) {unknown}; known: "
-                         f"{sorted(DEFAULT_SYNTHETIC)}")
-    return {**DEFAULT_SYNTHETIC, **settings}
+        raise ValueError(f"unknown spectrum_model setting(s) {unknown}; known: "
+                         f"{sorted(DEFAULT_SPECTRUM_MODEL)}")
+    return {**DEFAULT_SPECTRUM_MODEL, **settings}
 
 
 def modelled_labels(labels: np.ndarray, min_coverage: float) -> np.ndarray:
