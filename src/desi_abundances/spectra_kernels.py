@@ -177,12 +177,18 @@ def merge_and_shift(weighted, total, low, high, scale, shift, rest_frame_ok,
     ``i * scale + shift``), bad pixels to flux 1, ivar 0, mask True.
 
     ``weighted``/``total`` may be ``out_flux``/``out_ivar`` themselves (each row is copied
-    first)."""
+    first). The interpolation runs over stretches of pixels whose left neighbour is a
+    constant offset away (hundreds of pixels each: the Doppler factor is within 0.3 % of 1),
+    so its loads are contiguous and the loop vectorises instead of gathering."""
     n, n_pixels = weighted.shape
     packed_flux = np.empty(n_pixels, np.float32)
     packed_var = np.empty(n_pixels, np.float32)
+    left_index = np.empty(n_pixels, np.int64)
+    fraction = np.empty(n_pixels, np.float32)
+    inside = np.empty(n_pixels, np.bool_)
     one = np.float32(1.0)
     inf = np.float32(np.inf)
+    last_left = n_pixels - 2
     for row in range(n):
         # branch-free (vectorised) merge: divisions are computed everywhere, then selected
         for p in range(n_pixels):
@@ -195,33 +201,37 @@ def merge_and_shift(weighted, total, low, high, scale, shift, rest_frame_ok,
         a = scale[row]
         c = shift[row]
         ok = rest_frame_ok[row]
-        # the gather; a bad pixel keeps variance inf (ivar 0) for the division pass below
-        for i in range(n_pixels):
+        for i in range(n_pixels):  # positions: vectorised
             position = np.float32(i) * a + c
             left_float = np.floor(position)
-            t = position - left_float
-            inside = left_float >= 0 and left_float <= n_pixels - 2
-            left = int(min(max(left_float, 0.0), n_pixels - 2))
-            f_left = packed_flux[left]
-            v_left = packed_var[left]
-            f_right = packed_flux[left + 1]
-            v_right = packed_var[left + 1]
-            value = (f_right - f_left) * t + f_left
-            w0 = one - t
-            variance = w0 * w0 * v_left + (t * t) * v_right
-            if (not inside) or variance > _VARIANCE_LIMIT or not ok:
-                variance = inf
-                value = one
-            out_flux[row, i] = value
-            out_ivar[row, i] = variance
+            fraction[i] = position - left_float
+            inside[i] = left_float >= 0 and left_float <= last_left
+            left_index[i] = int(min(max(left_float, 0.0), last_left))
         n_bad = 0
-        for i in range(n_pixels):
-            ivar_out = one / out_ivar[row, i]
-            bad = ivar_out <= 0
-            out_ivar[row, i] = ivar_out
-            out_flux[row, i] = one if bad else out_flux[row, i]
-            out_mask[row, i] = bad
-            n_bad += bad
+        start = 0
+        while start < n_pixels:
+            offset = left_index[start] - start
+            stop = start + 1
+            while stop < n_pixels and left_index[stop] - stop == offset:
+                stop += 1
+            for i in range(start, stop):  # contiguous loads at i + offset: vectorised
+                t = fraction[i]
+                f_left = packed_flux[i + offset]
+                v_left = packed_var[i + offset]
+                f_right = packed_flux[i + offset + 1]
+                v_right = packed_var[i + offset + 1]
+                value = (f_right - f_left) * t + f_left
+                w0 = one - t
+                variance = w0 * w0 * v_left + (t * t) * v_right
+                if (not inside[i]) or variance > _VARIANCE_LIMIT or not ok:
+                    variance = inf
+                ivar_out = one / variance
+                bad = ivar_out <= 0
+                out_ivar[row, i] = ivar_out
+                out_flux[row, i] = one if bad else value
+                out_mask[row, i] = bad
+                n_bad += bad
+            start = stop
         good_fraction[row] = one - np.float32(n_bad) / np.float32(n_pixels)
 
 
