@@ -42,10 +42,19 @@ What it does, in one run:
    CPU / cores). On a shared machine the wall-clock rates measure the load as much as the
    code; these do not (much).
 
+7. Page cache: steps 3a and 4 run once per ``--page-cache`` state (default both): ``cold``
+   evicts the coadds from the page cache first (``posix_fadvise(DONTNEED)``), so reading comes
+   from the disk, as it does for a data release of terabytes; ``warm`` reads every file once
+   first, so reading comes from memory (the best case for reading: it needs the 9.3 GB survey
+   to fit in the page cache). The ratio end-to-end / ceiling differs a lot between the two:
+   when reads wait on the disk the pipeline's computing overlaps them (a reader thread); from
+   memory the read is cheap and the computing shows.
+
 Ends with one JSON line: ``{"end_to_end_spectra_per_s", "ceiling_spectra_per_s", "ratio",
-"peak_rss_mb", "n_spectra", "cpu_us_per_spectrum", "idle_cores_end_to_end_spectra_per_s",
-...}``. Other processes may load the CPU: the load average (``os.getloadavg``) is printed
-before and after.
+"peak_rss_mb", "n_spectra", "page_cache", "runs": {state: {... the same and CPU times per
+spectrum ...}}}``; the headline keys are those of the first ``--page-cache`` state (``cold``
+by default). Other processes may load the CPU: the load average (``os.getloadavg``) is
+printed before and after.
 
 Measured 2026-11-25 on the 2-core development machine, trained bundle (default architecture),
 101,081 spectra in 80 coadds (wall-clock rates depend on the load more than on the code):
@@ -265,6 +274,20 @@ def coadd_files(survey: Path) -> list[Path]:
     return sorted((survey / "healpix").rglob("*.fits"))
 
 
+def set_page_cache(files: list[Path], state: str) -> None:
+    """Put the coadds in the page-cache ``state`` before a measurement: ``cold`` evicts them
+    (``posix_fadvise(DONTNEED)``: every read then comes from the disk, as for a data release
+    far larger than memory), ``warm`` reads each file once (reads then come from memory, if
+    the survey fits in it)."""
+    for path in files:
+        with open(path, "rb") as handle:
+            if state == "cold":
+                os.posix_fadvise(handle.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+            else:
+                while handle.read(1 << 24):
+                    pass
+
+
 def measure_read(files: list[Path]) -> tuple[float, int, float, float]:
     """(spectra/s, spectra, seconds, CPU seconds) reading FLUX/IVAR/MASK of every arm of
     every file."""
@@ -478,6 +501,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--forward-spectra", type=int, default=40_960, help="spectra through the network for r_forward")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override params:inference for the end-to-end run (YAML values)")
+    parser.add_argument("--page-cache", nargs="+", choices=["cold", "warm"], default=["cold", "warm"],
+                        help="page-cache states to measure in (the first is the JSON headline): "
+                             "cold = files evicted, read from disk (a whole release); warm = in memory")
     parser.add_argument("--profile", action="store_true", help="per-stage timing on a few coadds")
     parser.add_argument("--profile-files", type=int, default=6)
     args = parser.parse_args(argv)
@@ -496,53 +522,65 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(f"mock survey: {survey} ({len(files)} coadds); model: {bundle_kind}; torch threads "
           f"{torch.get_num_threads()}", flush=True)
 
-    r_read, n_read, read_s, read_cpu = measure_read(files)
-    print(f"read FLUX/IVAR/MASK: {n_read} spectra in {read_s:.1f} s = {r_read:.0f} spectra/s", flush=True)
     inputs = forward_inputs(bundle, files, 8192)
     r_forward, forward_s, forward_cpu = measure_forward(bundle, inputs, args.forward_spectra)
     del inputs
     print(f"network forward pass: {args.forward_spectra} spectra in {forward_s:.1f} s = {r_forward:.0f} spectra/s",
           flush=True)
-    ceiling = 1.0 / (1.0 / r_read + 1.0 / r_forward)
-    print(f"ceiling (back to back) = {ceiling:.0f} spectra/s; if they overlapped perfectly: "
-          f"{min(r_read, r_forward):.0f} spectra/s", flush=True)
-
-    out = args.cache / "inference_output"
-    with PeakRss() as memory:
-        report, summary, seconds, cpu_seconds = run_end_to_end(survey, bundle, out, overrides)
-    n_spectra = int(report["n_spectra_predicted"])
-    end_to_end = n_spectra / seconds
-    print(f"end to end: {n_spectra} spectra ({report['n_processed']} coadds) to {summary['n_rows']} VAC rows "
-          f"in {seconds:.1f} s = {end_to_end:.0f} spectra/s; inference node alone "
-          f"{report['spectra_per_s']:.0f} spectra/s; peak RSS {memory.peak / 2**20:.0f} MB", flush=True)
-    # load-independent view: CPU time per spectrum, and what it allows on idle cores
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    cpu_read_us = 1e6 * read_cpu / n_read
     cpu_forward_us = 1e6 * forward_cpu / args.forward_spectra
-    cpu_end_to_end_us = 1e6 * cpu_seconds / max(n_spectra, 1)
-    ceiling_idle = 1e6 / (cpu_read_us + cpu_forward_us / cores)
-    end_to_end_idle = 1e6 * cores / cpu_end_to_end_us
-    print(f"CPU time per spectrum: read {cpu_read_us:.0f} us, forward {cpu_forward_us:.0f} us, end to end "
-          f"{cpu_end_to_end_us:.0f} us (all threads); on {cores} idle cores that allows at most "
-          f"{end_to_end_idle:.0f} spectra/s end to end vs a ceiling of {ceiling_idle:.0f}", flush=True)
+    runs: dict[str, dict[str, Any]] = {}
+    for state in args.page_cache:
+        print(f"\n--- page cache {state} ---", flush=True)
+        set_page_cache(files, state)
+        r_read, n_read, read_s, read_cpu = measure_read(files)
+        print(f"read FLUX/IVAR/MASK: {n_read} spectra in {read_s:.1f} s = {r_read:.0f} spectra/s", flush=True)
+        ceiling = 1.0 / (1.0 / r_read + 1.0 / r_forward)
+        print(f"ceiling (back to back) = {ceiling:.0f} spectra/s; if they overlapped perfectly: "
+              f"{min(r_read, r_forward):.0f} spectra/s", flush=True)
+        set_page_cache(files, state)
+        out = args.cache / "inference_output"
+        with PeakRss() as memory:
+            report, summary, seconds, cpu_seconds = run_end_to_end(survey, bundle, out, overrides)
+        n_spectra = int(report["n_spectra_predicted"])
+        end_to_end = n_spectra / seconds
+        print(f"end to end: {n_spectra} spectra ({report['n_processed']} coadds) to {summary['n_rows']} VAC rows "
+              f"in {seconds:.1f} s = {end_to_end:.0f} spectra/s; inference node alone "
+              f"{report['spectra_per_s']:.0f} spectra/s; peak RSS {memory.peak / 2**20:.0f} MB; "
+              f"ratio to the ceiling {end_to_end / ceiling:.2f}", flush=True)
+        # load-independent view: CPU time per spectrum, and what it allows on idle cores
+        cpu_read_us = 1e6 * read_cpu / n_read
+        cpu_end_to_end_us = 1e6 * cpu_seconds / max(n_spectra, 1)
+        ceiling_idle = 1e6 / (cpu_read_us + cpu_forward_us / cores)
+        end_to_end_idle = 1e6 * cores / cpu_end_to_end_us
+        print(f"CPU time per spectrum: read {cpu_read_us:.0f} us, forward {cpu_forward_us:.0f} us, end to end "
+              f"{cpu_end_to_end_us:.0f} us (all threads); on {cores} idle cores that allows at most "
+              f"{end_to_end_idle:.0f} spectra/s end to end vs a ceiling of {ceiling_idle:.0f}", flush=True)
+        runs[state] = {
+            "end_to_end_spectra_per_s": round(end_to_end, 1),
+            "ceiling_spectra_per_s": round(ceiling, 1),
+            "ratio": round(end_to_end / ceiling, 3),
+            "peak_rss_mb": round(memory.peak / 2**20, 1),
+            "n_spectra": n_spectra,
+            "read_spectra_per_s": round(r_read, 1),
+            "scheduler": report["scheduler"],
+            "cpu_us_per_spectrum": {"read": round(cpu_read_us, 1), "forward": round(cpu_forward_us, 1),
+                                    "end_to_end": round(cpu_end_to_end_us, 1)},
+            "idle_cores_end_to_end_spectra_per_s": round(end_to_end_idle, 1),
+            "idle_cores_ceiling_spectra_per_s": round(ceiling_idle, 1),
+        }
     if args.profile:
         profile_stages(survey, bundle, args.profile_files, args.cache / "profile_output")
     print(f"load average after: {load_average()}", flush=True)
+    headline = runs[args.page_cache[0]]
     result = {
-        "end_to_end_spectra_per_s": round(end_to_end, 1),
-        "ceiling_spectra_per_s": round(ceiling, 1),
-        "ratio": round(end_to_end / ceiling, 3),
-        "peak_rss_mb": round(memory.peak / 2**20, 1),
-        "n_spectra": n_spectra,
-        "read_spectra_per_s": round(r_read, 1),
+        **{key: headline[key] for key in ("end_to_end_spectra_per_s", "ceiling_spectra_per_s",
+                                          "ratio", "peak_rss_mb", "n_spectra")},
+        "page_cache": args.page_cache[0],
         "forward_spectra_per_s": round(r_forward, 1),
         "model": bundle_kind,
-        "scheduler": report["scheduler"],
         "load_average": os.getloadavg()[0],
-        "cpu_us_per_spectrum": {"read": round(cpu_read_us, 1), "forward": round(cpu_forward_us, 1),
-                                "end_to_end": round(cpu_end_to_end_us, 1)},
-        "idle_cores_end_to_end_spectra_per_s": round(end_to_end_idle, 1),
-        "idle_cores_ceiling_spectra_per_s": round(ceiling_idle, 1),
+        "runs": runs,
     }
     print(json.dumps(result))
     return result
