@@ -176,3 +176,14 @@ def test_label_model_with_refinement_and_simulated_spectra(tmp_path):
     test = spectra.select(split_rows(spectra, split, "test"))
     np.testing.assert_allclose(predict_labels(dataset.load(), test)["fe_h"],
                                predict_labels(bundle, test)["fe_h"], rtol=1e-5)
+
+
+def test_modelled_labels_shrink_to_what_the_stars_support():
+    rng = np.random.default_rng(4)
+    labels = rng.normal(size=(40, 4))
+    labels[rng.random(40) < 0.05, 3] = np.nan   # the least covered label goes first
+    # 2 stars per term: K=3 needs 2 x 10 = 20 complete stars, K=4 needs 30 (fewer have all 4)
+    assert synthetic.modelled_labels(labels, 0.9).tolist() == [0, 1, 2, 3]
+    assert synthetic.modelled_labels(labels[:25], 0.9).tolist() == [0, 1, 2]
+    assert synthetic.modelled_labels(labels[:3], 0.9).tolist() == []
+    assert synthetic.modelled_labels(labels, 0.99).tolist() == [0, 1, 2]

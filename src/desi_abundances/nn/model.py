@@ -2,6 +2,7 @@
 the label scaling, train, measure the validation scatter and the OOD threshold."""
 from __future__ import annotations
 
+import logging
 from typing import Any, Sequence
 
 import numpy as np
@@ -13,6 +14,8 @@ from desi_abundances.nn.network import architecture_for
 from desi_abundances.nn.predict import MAX_INPUT_NOISE, input_distance, predict_labels, standardise
 from desi_abundances.nn.training import TrainingArrays, TrainingResult, train_network
 from desi_abundances.spectra import Spectra, preprocessing_settings
+
+LOGGER = logging.getLogger(__name__)
 
 
 def split_rows(spectra: Spectra, data_split: pd.DataFrame, name: str) -> np.ndarray:
@@ -108,13 +111,20 @@ def fit_label_model(training_spectra: Spectra, data_split: pd.DataFrame,
     if architecture["refinement_pixels"] > 0 or model_settings["n_spectra"] > 0:
         label_index = spectrum_model.modelled_labels(train_arrays.labels,
                                                      model_settings["min_label_coverage"])
-        quadratic = spectrum_model.fit_quadratic_model(
-            train_arrays, label_index, model_settings["ridge"],
-            int(model_settings["imputation_rounds"]))
+        if label_index.size == 0:
+            LOGGER.warning("no label is known for enough training stars to fit the quadratic "
+                           "spectrum model: training without the refinement step")
+        else:
+            quadratic = spectrum_model.fit_quadratic_model(
+                train_arrays, label_index, model_settings["ridge"],
+                int(model_settings["imputation_rounds"]))
+            LOGGER.info("quadratic spectrum model: labels %s, %d training stars with all of them",
+                        [label_names[i] for i in label_index],
+                        int(np.all(np.isfinite(train_arrays.labels[:, label_index]), 1).sum()))
         if architecture["refinement_pixels"] > 0:
             architecture["refinement_labels"] = [int(index) for index in label_index]
     simulated = None
-    if model_settings["n_spectra"] > 0:
+    if model_settings["n_spectra"] > 0 and quadratic is not None:
         simulated = spectrum_model.simulate_training_arrays(
             quadratic, train_arrays, int(model_settings["n_spectra"]), model_settings["jitter"],
             int(model_settings["seed"]), int(model_settings["block_rows"]))

@@ -84,10 +84,24 @@ def spectrum_model_settings(settings: dict[str, Any] | None) -> dict[str, Any]:
     return {**DEFAULT_SPECTRUM_MODEL, **settings}
 
 
-def modelled_labels(labels: np.ndarray, min_coverage: float) -> np.ndarray:
-    """Indices of the label columns known (finite) for at least ``min_coverage`` of the rows."""
-    coverage = np.isfinite(labels).mean(axis=0)
-    return np.flatnonzero(coverage >= min_coverage)
+def modelled_labels(labels: np.ndarray, min_coverage: float,
+                    min_stars_per_term: float = 2.0) -> np.ndarray:
+    """Indices (ascending) of the label columns the quadratic model takes: those known
+    (finite) for at least ``min_coverage`` of the rows, best covered first, as many as keep at
+    least ``min_stars_per_term`` stars with all of them per model term (1 + K + K(K+1)/2).
+    Empty when not even one label qualifies (a small training set)."""
+    finite = np.isfinite(labels)
+    coverage = finite.mean(axis=0)
+    candidates = [int(j) for j in np.argsort(-coverage, kind="stable") if coverage[j] >= min_coverage]
+    chosen: list[int] = []
+    for j in candidates:
+        trial = chosen + [j]
+        k = len(trial)
+        n_complete = int(np.all(finite[:, trial], axis=1).sum())
+        if n_complete < min_stars_per_term * (1 + k + k * (k + 1) // 2):
+            break
+        chosen = trial
+    return np.array(sorted(chosen), dtype=np.int64)
 
 
 def fit_quadratic_model(train: TrainingArrays, label_index: np.ndarray,
