@@ -323,7 +323,8 @@ def select_targets(coadd: Any, in_catalogue: np.ndarray, only_mws_catalogue: boo
     in the MWS catalogue when ``only_mws_catalogue``."""
     keep = np.ones(coadd.n_spectra, dtype=bool)
     if "OBJTYPE" in coadd.fibermap.columns:
-        keep &= np.array([_key(o) == "tgt" for o in coadd.fibermap["OBJTYPE"]], dtype=bool)
+        objtype = np.asarray(coadd.fibermap["OBJTYPE"], dtype=str)  # vectorised, no row loop
+        keep &= np.char.lower(np.char.strip(objtype)) == "tgt"
     if only_mws_catalogue:
         keep &= in_catalogue
     return np.flatnonzero(keep)
