@@ -61,3 +61,25 @@ def test_physical_trends(model) -> None:
     assert equivalent_width(wave, tio[0], 7120.0, 60.0) > 5 * equivalent_width(wave, tio[1], 7120.0, 60.0)
     poor, rich = model.normalised_flux(pd.concat([_star(fe_h=-2.0), _star(fe_h=0.2)]))
     assert poor.mean() > rich.mean()
+
+
+def test_star_labels_are_clipped_to_the_spectral_models_range():
+    from desi_abundances.mock import spectral_model as registry
+    from desi_abundances.mock.survey import clip_to_spectral_model
+
+    class Ranged:
+        label_names = ["teff", "fe_h"]
+        label_min = np.array([4000.0, -2.0])
+        label_max = np.array([6500.0, 0.4])
+
+    registry.register_spectral_model("ranged_for_test")(lambda **kwargs: Ranged())
+    stars = pd.DataFrame({"teff": [3800.0, 5000.0, 7000.0], "fe_h": [-2.5, 0.0, 0.5],
+                          "logg": [1.0, 4.0, 4.5]})
+    clipped = clip_to_spectral_model(stars, {"spectral_model": "ranged_for_test"})
+    assert clipped["teff"].tolist() == [4000.0, 5000.0, 6500.0]
+    assert clipped["fe_h"].tolist() == [-2.0, 0.0, 0.4]
+    assert clipped["logg"].tolist() == [1.0, 4.0, 4.5]   # not a model label: untouched
+    assert stars["teff"].tolist() == [3800.0, 5000.0, 7000.0]  # input not modified
+    # the analytic model has no range: nothing changes
+    same = clip_to_spectral_model(stars, {"spectral_model": "analytic"})
+    pd.testing.assert_frame_equal(same, stars)

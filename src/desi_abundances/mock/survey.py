@@ -11,6 +11,7 @@ fibres, grouped into healpix files) -> :func:`simulate_coadd` (one file at a tim
 """
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
@@ -32,6 +33,8 @@ from desi_abundances.mock.healpix import DESI_NSIDE, ang2pix_nest, gaia_source_i
 from desi_abundances.mock.population import sample_population
 from desi_abundances.mock.spectral_model import SpectralModel, build_spectral_model
 from desi_abundances.spectra import ArmSpectra, CoaddSpectra, good_pixels
+
+LOGGER = logging.getLogger(__name__)
 
 # Approximate desitarget bit values (main survey targetmask.yaml).
 DESI_TARGET_BITS = {"BGS_ANY": 60, "SCND_ANY": 61, "MWS_ANY": 62}
@@ -145,6 +148,32 @@ def propagate(ra: np.ndarray, dec: np.ndarray, pmra: np.ndarray, pmdec: np.ndarr
     return np.mod(ra + d_ra, 360.0), dec + d_dec
 
 
+def clip_to_spectral_model(stars: pd.DataFrame, config: dict[str, Any]) -> pd.DataFrame:
+    """The stars' labels clipped to the range where the configured spectral model is valid
+    (an emulator's training range: it would clip them itself when making the spectrum), so
+    the truth, and the APOGEE labels drawn from it, are the labels that made each spectrum.
+    Models without ``label_names``/``label_min``/``label_max`` (the analytic one) leave the
+    stars as they are."""
+    model = build_spectral_model(config.get("spectral_model", "analytic"),
+                                 **(config.get("spectral_model_args") or {}))
+    names = getattr(model, "label_names", None)
+    low, high = getattr(model, "label_min", None), getattr(model, "label_max", None)
+    if names is None or low is None or high is None:
+        return stars
+    stars = stars.copy()
+    clipped = np.zeros(len(stars), dtype=bool)
+    for name, lo, hi in zip(names, np.asarray(low, float), np.asarray(high, float)):
+        if name in stars.columns:
+            values = stars[name].to_numpy(dtype=np.float64)
+            inside = np.clip(values, lo, hi)
+            clipped |= inside != values
+            stars[name] = inside
+    if clipped.any():
+        LOGGER.info("mock survey: labels of %d of %d stars clipped to the spectral model's "
+                    "range (its library's)", int(clipped.sum()), len(stars))
+    return stars
+
+
 def simulate_stars(config: dict[str, Any]) -> pd.DataFrame:
     """Every star of the mock: DESI targets (split between programmes and healpix pixels)
     and APOGEE-only stars. One row per star; positions at the Gaia DR3 epoch 2016.0 are
@@ -178,6 +207,7 @@ def simulate_stars(config: dict[str, Any]) -> pd.DataFrame:
         extra["g_mag_target"] = sample_magnitudes(n_apogee_only, (9.0, 14.5), rng)
         extra["in_desi"] = False
         stars = pd.concat([stars, extra], ignore_index=True)
+    stars = clip_to_spectral_model(stars, config)
     n = len(stars)
     stars["healpix"] = np.array(pixels)[rng.integers(0, len(pixels), n)]
     ra = np.empty(n)
