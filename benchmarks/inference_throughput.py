@@ -19,8 +19,8 @@ What it does, in one run:
 3. The ceiling, two rates measured separately:
    - r_read: reading FLUX, IVAR and MASK of every arm of every file (the project's fast
      FITS image reader, nothing else: no FIBERMAP, no conversion);
-   - r_forward: the network's forward pass alone (``torch.inference_mode``, batches of 4096,
-     as ``nn.predict.predict_labels`` runs it; with the refinement step when the bundle has
+   - r_forward: the network's forward pass alone (``torch.inference_mode``, in the batches
+     ``inference.BundlePredictor`` uses; with the refinement step when the bundle has
      one) on inputs already in memory.
    ceiling = 1 / (1 / r_read + 1 / r_forward): the two run back to back. (The pipeline does
    read the next coadd in a thread while the network runs, but on two cores the forward pass
@@ -348,11 +348,14 @@ def forward_inputs(bundle: Any, files: list[Path], n_rows: int) -> tuple[np.ndar
 
 
 def measure_forward(bundle: Any, inputs: tuple[np.ndarray, np.ndarray | None], n_spectra: int,
-                    batch_size: int = 4096) -> tuple[float, float, float]:
+                    batch_size: int | None = None) -> tuple[float, float, float]:
     """(spectra/s, seconds, CPU seconds of all threads) of the forward pass alone over
     ``n_spectra`` preloaded inputs (and inverse variances, for a refinement step)."""
     import torch
 
+    from desi_abundances.inference import BundlePredictor
+
+    batch_size = batch_size or BundlePredictor(bundle).batch_size  # as inference runs it
     network = bundle.network()
     tensor = torch.from_numpy(inputs[0])
     ivar = None if inputs[1] is None else torch.from_numpy(inputs[1])

@@ -1081,7 +1081,7 @@ class BundlePredictor:
         BundleMismatchError: naming the mismatch.
     """
 
-    def __init__(self, bundle: Any, batch_size: int = 4096):
+    def __init__(self, bundle: Any, batch_size: int = 2048):
         from desi_abundances.constants import brz_wavelength
         from desi_abundances.nn.predict import IncompatibleSpectraError, check_compatible
         from desi_abundances.spectra import preprocessing_settings

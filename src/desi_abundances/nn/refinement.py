@@ -98,34 +98,43 @@ class GaussNewtonRefinement(nn.Module):
         """
         pixels = self.pixel_index
         flux = torch.index_select(inputs, 1, pixels)
-        ivar = torch.index_select(input_ivar, 1, pixels)
-        weight = ivar / (1.0 + ivar * self.intrinsic_variance)
+        weight = self.pixel_weight(torch.index_select(input_ivar, 1, pixels))
         labels0 = start[:, self.label_index]
-        residual = flux - self.design(labels0) @ self.coefficients
+        residual = flux.sub_(self.design(labels0) @ self.coefficients)  # in place: a fresh copy
         jacobian = self.coefficients[1:1 + self.n_model_labels].T  # (P, K)
-        gradient = (weight * residual) @ jacobian  # (n, K)
-        hessian = self.fisher(weight) + self.damping * torch.eye(
-            self.n_model_labels, dtype=weight.dtype, device=weight.device)
+        hessian = self.fisher(weight)
+        hessian.diagonal(dim1=1, dim2=2).add_(self.damping)
+        gradient = residual.mul_(weight) @ jacobian  # (n, K)
         delta = torch.linalg.solve(hessian, gradient.unsqueeze(-1)).squeeze(-1)
         return delta.clamp(-self.max_step, self.max_step)
 
     def step_variance(self, input_ivar: torch.Tensor) -> torch.Tensor:
         """(n, K) variance of the step from pixel noise alone (the diagonal of
         H^-1 J^T W J H^-1 with W from ``input_ivar``; used to augment training)."""
-        ivar = input_ivar[:, self.pixel_index]
-        fisher = self.fisher(ivar / (1.0 + ivar * self.intrinsic_variance))
+        fisher = self.fisher(self.pixel_weight(input_ivar[:, self.pixel_index]))
         eye = torch.eye(self.n_model_labels, dtype=fisher.dtype, device=fisher.device)
         inverse = torch.linalg.inv(fisher + self.damping * eye)
         return torch.einsum("nkl,nlm,nmk->nk", inverse, fisher, inverse).clamp(min=0.0)
 
+    def pixel_weight(self, ivar: torch.Tensor) -> torch.Tensor:
+        """w = ivar / (1 + ivar s^2) of the chosen pixels (ivar itself, not a copy, when the
+        model has no intrinsic scatter)."""
+        if not bool(torch.any(self.intrinsic_variance > 0)):
+            return ivar
+        return ivar / (1.0 + ivar * self.intrinsic_variance)
+
     def fisher(self, weight: torch.Tensor) -> torch.Tensor:
         """J^T diag(w) J per star, (n, K, K), for pixel weights ``weight`` (n, P): one matrix
-        product with the per-pixel outer products J_p J_p^T (a batched einsum is ~50x slower
-        on a CPU)."""
+        product with the per-pixel products J_pi J_pj for i <= j (K(K+1)/2 columns), then
+        mirrored (a batched einsum is ~50x slower on a CPU)."""
         jacobian = self.coefficients[1:1 + self.n_model_labels].T  # (P, K)
         k = self.n_model_labels
-        outer = (jacobian[:, :, None] * jacobian[:, None, :]).reshape(-1, k * k)
-        return (weight @ outer).view(-1, k, k)
+        rows, cols = self._pair_i.to(weight.device), self._pair_j.to(weight.device)
+        upper = weight @ (jacobian[:, rows] * jacobian[:, cols])  # (n, K(K+1)/2)
+        full = weight.new_zeros(weight.shape[0], k, k)
+        full[:, rows, cols] = upper
+        full[:, cols, rows] = upper
+        return full
 
     def scatter(self, delta: torch.Tensor, n_labels: int) -> torch.Tensor:
         """(n, K) model-label updates -> (n, n_labels), zero for labels the model lacks."""
