@@ -56,18 +56,22 @@ spectrum ...}}}``; the headline keys are those of the first ``--page-cache`` sta
 by default). Other processes may load the CPU: the load average (``os.getloadavg``) is
 printed before and after.
 
-Measured 2026-11-25 (second session), the network with the Gauss-Newton refinement step
-(forward pass 43,668 spectra/s, 43 us CPU per spectrum), background synthesis paused, load
-average 1.8-1.9, both page-cache states in one run:
+Measured 2026-11-25 (second session), background synthesis paused, both page-cache states in
+one run each. With the refinement step on 2,048 pixels (the default), batches of 2,048, load
+average 2.2-2.9 (other users):
 
-- cold (files evicted, read from disk): read 12,842 spectra/s, ceiling 9,923 spectra/s, end
-  to end 4,614 spectra/s (ratio 0.46), peak RSS 1,037 MB; CPU per spectrum: read 40 us,
-  end to end 350 us.
-- warm (files in memory): read 38,151 spectra/s, ceiling 20,362 spectra/s, end to end 5,476
-  spectra/s (ratio 0.27), peak RSS 1,309 MB; CPU per spectrum: read 26 us, end to end 331 us.
-  The end-to-end run is CPU-bound on both cores (331 us CPU over 2 cores ~ 6,000/s at best):
-  preprocessing (continuum, merge, rest-frame shift) ~130-150 us, S/N ~33 us, standardisation
-  + input distance ~20-28 us, the network ~43 us, selection/flags/Parquet/VAC the rest.
+- cold (files evicted, read from disk): ceiling 9,014-9,512 spectra/s, end to end 4,447-4,835
+  spectra/s (ratio 0.47-0.54), peak RSS 1,040-1,113 MB.
+- warm (files in memory): ceiling 14,416-15,829 spectra/s, end to end 5,267-5,479 spectra/s
+  (ratio 0.35-0.37), peak RSS 1,343-1,359 MB.
+- CPU per spectrum: read 23-37 us, forward 67-81 us, end to end 334-371 us. The end-to-end
+  run is CPU-bound on both cores: preprocessing (continuum, merge, rest-frame shift) ~130-150
+  us, S/N ~33 us, standardisation + input distance ~20-28 us, the network ~70 us,
+  selection/flags/Parquet/VAC the rest.
+
+Earlier the same day, the refinement step on 512 pixels (forward 43,668 spectra/s), load
+1.8-1.9: cold 4,614 spectra/s (ceiling 9,923, ratio 0.46), warm 5,476 (ceiling 20,362, ratio
+0.27).
 
 First session, measured 2026-11-25 on the 2-core development machine, trained bundle (default architecture),
 101,081 spectra in 80 coadds (wall-clock rates depend on the load more than on the code):
