@@ -71,3 +71,20 @@ def test_pack_chunks_waits_for_complete_chunks(tmp_path):
     assert driver.pack_chunks(plan, stars, lib_dir, 2) == []  # nothing rewritten; row 4 is a partial chunk
     assert driver.write_failures(plan, stars, lib_dir) == 1
     assert "boom" in (lib_dir / "failures.csv").read_text()
+
+
+def test_a_clean_clone_keeps_the_committed_chunks_and_failures(tmp_path):
+    """Committed chunks count as done and committed failures are kept, though build/ is empty."""
+    plan = pd.DataFrame({"star_index": np.arange(10)})
+    chunks = tmp_path / "chunks"
+    chunks.mkdir()
+    (chunks / "chunk_000000.npz").write_bytes(b"")  # rows 0-4 packed (content not read)
+    assert driver.packed_star_indices(plan, tmp_path, 5) == {0, 1, 2, 3, 4}
+    (tmp_path / "failures.csv").write_text("star_index,reason\n3,bsyn crashed\n")
+    stars = tmp_path / "stars"
+    stars.mkdir()
+    (stars / "000007.failed").write_text("timeout\n")
+    assert driver.write_failures(plan, stars, tmp_path) == 2
+    failures = pd.read_csv(tmp_path / "failures.csv")
+    assert failures["star_index"].tolist() == [3, 7]
+    assert failures["reason"].tolist() == ["bsyn crashed", "timeout"]

@@ -194,6 +194,20 @@ def star_status(stars_dir: Path, star_index: int) -> str:
     return "pending"
 
 
+def packed_star_indices(plan: pd.DataFrame, library_dir: Path, chunk_size: int) -> set[int]:
+    """Plan rows already in the library: the ``chunk_size`` rows from each existing
+    ``chunks/chunk_<first star_index>.npz`` on (synthesised or failed, packed once). A clean
+    clone has the committed chunks but no ``build/`` stars, so these must not be redone."""
+    indices = plan["star_index"].to_numpy()
+    position = {int(index): row for row, index in enumerate(indices)}
+    packed: set[int] = set()
+    for path in sorted((Path(library_dir) / "chunks").glob("chunk_*.npz")):
+        first = position.get(int(path.stem.split("_")[1]))
+        if first is not None:
+            packed.update(int(i) for i in indices[first : first + chunk_size])
+    return packed
+
+
 def pack_chunks(plan: pd.DataFrame, stars_dir: Path, library_dir: Path, chunk_size: int) -> list[Path]:
     """Write every complete, not yet written chunk; returns the new chunk paths."""
     written = []
@@ -217,13 +231,19 @@ def pack_chunks(plan: pd.DataFrame, stars_dir: Path, library_dir: Path, chunk_si
 
 
 def write_failures(plan: pd.DataFrame, stars_dir: Path, library_dir: Path) -> int:
-    """Rewrite ``failures.csv`` (star_index, reason) from the .failed markers; returns the count."""
-    rows = []
+    """Rewrite ``failures.csv`` (star_index, reason) from the .failed markers, keeping the
+    failures it already lists that have no marker here (a clean clone has the committed file
+    but no ``build/`` markers); returns the count."""
+    path = Path(library_dir) / "failures.csv"
+    known: dict[int, str] = {}
+    if path.exists() and path.stat().st_size > 0:
+        previous = pd.read_csv(path, dtype={"reason": str}, keep_default_na=False)
+        known = {int(i): str(r) for i, r in zip(previous["star_index"], previous["reason"])}
     for i in plan["star_index"]:
         marker = stars_dir / f"{int(i):06d}.failed"
         if marker.exists():
-            rows.append((int(i), marker.read_text().strip()))
-    path = Path(library_dir) / "failures.csv"
+            known[int(i)] = marker.read_text().strip()
+    rows = sorted(known.items())
     tmp = path.with_name(f".{path.name}.tmp")
     pd.DataFrame(rows, columns=["star_index", "reason"]).to_csv(tmp, index=False)
     tmp.replace(path)
@@ -313,8 +333,11 @@ def main(argv=None) -> None:
         for marker in stars_dir.glob("*.failed"):
             marker.unlink()
     rows = plan if args.max_stars is None else plan.iloc[: args.max_stars]
-    pending = [int(i) for i in rows["star_index"] if star_status(stars_dir, int(i)) == "pending"]
-    LOG.info("plan %d stars, %d pending, %d workers", len(plan), len(pending), args.workers)
+    packed = packed_star_indices(plan, args.library, args.chunk_size)
+    pending = [int(i) for i in rows["star_index"]
+               if int(i) not in packed and star_status(stars_dir, int(i)) == "pending"]
+    LOG.info("plan %d stars, %d already in the library's chunks, %d pending, %d workers",
+             len(plan), len(packed), len(pending), args.workers)
     if not args.pack_only and pending:
         plan_path = str((args.library / PLAN_FILE).resolve())
         with mp.get_context("spawn").Pool(
