@@ -18,8 +18,6 @@ library, analytic - library) per arm.
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -156,17 +154,11 @@ def make_figure(rows: list[dict]) -> Figure:
 
 
 def save_atomically(fig: Figure, path: Path, dpi: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    os.close(handle)
-    try:
-        fig.savefig(tmp, dpi=dpi)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """The figure as PNG at ``path``, written atomically (``io.atomic.atomic_write``)."""
+    from desi_abundances.io.atomic import atomic_write
+
+    with atomic_write(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png")
 
 
 def main() -> None:
