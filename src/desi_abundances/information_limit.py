@@ -43,7 +43,7 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from matplotlib.ticker import NullFormatter, ScalarFormatter
+from matplotlib.ticker import NullFormatter
 
 from desi_abundances.constants import label_unit
 from desi_abundances.cramer_rao import cramer_rao_from_fisher, fisher_matrix, project_jacobian
@@ -601,7 +601,7 @@ def plot_information_limit(bounds: pd.DataFrame, report: Mapping[str, Any],
     """Per label: each star's bound vs S/N (grey), the median bound per S/N bin (black) and
     the network's robust scatter per bin (blue; orange: APOGEE's errors removed) and the
     APOGEE labels' own spread (dotted: the scatter of answering the median), log axes."""
-    from desi_abundances.plots import pretty_label
+    from desi_abundances.plots import log_snr_axis, pretty_label
 
     n = max(len(labels), 1)
     n_cols = min(6, max(1, math.ceil(math.sqrt(n))))
@@ -648,9 +648,7 @@ def plot_information_limit(bounds: pd.DataFrame, report: Mapping[str, Any],
         ax.plot(centres, medians, "k-", lw=1.2, label="median bound")
         ax.plot(centres, scatter, "o-", c="C0", ms=3, lw=1, label="network scatter")
         ax.plot(centres, net, "s--", c="C1", ms=3, lw=1, label="net of APOGEE")
-        ax.set_xticks([10, 20, 50, 100])
-        ax.xaxis.set_major_formatter(ScalarFormatter())
-        ax.xaxis.set_minor_formatter(NullFormatter())
+        log_snr_axis(ax, (10, 20, 50, 100))
         ax.yaxis.set_minor_formatter(NullFormatter())
         ax.tick_params(labelsize=7)
         ax.set_xlabel("S/N per pixel", fontsize=7)

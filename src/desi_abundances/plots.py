@@ -15,6 +15,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 from matplotlib.colors import LogNorm
+from matplotlib.ticker import NullFormatter, ScalarFormatter
 from matplotlib.figure import Figure
 
 from desi_abundances.constants import label_unit
@@ -23,6 +24,15 @@ from desi_abundances.metrics import Z_95, robust_std, z_scores
 REFERENCE = "apogee"
 METHOD_LABELS = {"network": "network", "ridge": "ridge", "cannon": "The Cannon"}
 METHOD_COLOURS = {"network": "C0", "ridge": "C1", "cannon": "C2"}
+
+
+def log_snr_axis(ax, ticks: tuple[float, ...] = (10, 20, 50, 100, 200)) -> None:
+    """A logarithmic S/N axis labelled with plain numbers at ``ticks`` only (matplotlib's
+    default minor labels 2x10^1, 3x10^1... overlap in small panels)."""
+    ax.set_xscale("log")
+    ax.set_xticks(list(ticks))
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 def pretty_label(label: str) -> str:
@@ -118,7 +128,7 @@ def residuals_vs_snr(
         ref, pred = _pair(table, label, method)
         keep = _finite(ref, pred, snr) & (snr > 0)
         ax.axhline(0.0, color="C3", lw=0.8)
-        ax.set_xscale("log")
+        log_snr_axis(ax)
         ax.set_xlabel("S/N per pixel", fontsize=8)
         ax.set_ylabel(f"residual {pretty_label(label)}", fontsize=8)
         ax.tick_params(labelsize=7)
