@@ -120,8 +120,6 @@ def normalise_arm_into(flux, ivar, mask, bin_pixels, taps, iterations, clip_sigm
     w = np.zeros(padded, np.float32)
     wf = np.zeros(padded, np.float32)
     k_sqrt_w = np.zeros(padded, np.float32)
-    kept_w = np.zeros(padded, np.float32)
-    kept_wf = np.zeros(padded, np.float32)
     sum_wf = np.empty(n_bins, np.float32)
     sum_w = np.empty(n_bins, np.float32)
     level = np.empty(n_bins, np.float32)
@@ -141,13 +139,18 @@ def normalise_arm_into(flux, ivar, mask, bin_pixels, taps, iterations, clip_sigm
             for p in range(padded):
                 k_sqrt_w[p] = np.float32(math.sqrt(w[p])) * clip_sigma
             for _ in range(iterations - 1):
+                # clipping fused with the bin sums (same pixel order: the same float32 sums
+                # as summing kept arrays with _bin_sums, without writing them)
                 for b in range(n_bins):
                     scaled = level[b] * keep_fraction
+                    kept_sum_wf = zero
+                    kept_sum_w = zero
                     for k in range(b * bin_pixels, (b + 1) * bin_pixels):
                         line = wf[k] < w[k] * scaled - k_sqrt_w[k]  # absorption: left out
-                        kept_wf[k] = zero if line else wf[k]
-                        kept_w[k] = zero if line else w[k]
-                _bin_sums(kept_wf, kept_w, bin_pixels, sum_wf, sum_w)
+                        kept_sum_wf += zero if line else wf[k]
+                        kept_sum_w += zero if line else w[k]
+                    sum_wf[b] = kept_sum_wf
+                    sum_w[b] = kept_sum_w
                 _smooth_level(sum_wf, sum_w, taps, level, scratch)
         for b in range(n_bins):
             if not (level[b] > 0):
