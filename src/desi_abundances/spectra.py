@@ -26,6 +26,8 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from desi_abundances.defaults import with_defaults
+
 
 class SpectraShapeError(ValueError):
     """Arrays of a spectra container disagree in shape."""
@@ -363,13 +365,7 @@ def preprocessing_settings(settings: dict[str, Any] | None) -> dict[str, Any]:
     Raises:
         ValueError: on an unknown key (a typo would otherwise be silently ignored).
     """
-    settings = dict(settings or {})
-    unknown = sorted(set(settings) - set(DEFAULT_PREPROCESSING))
-    if unknown:
-        raise ValueError(
-            f"unknown preprocessing setting(s) {unknown}; known: {sorted(DEFAULT_PREPROCESSING)}"
-        )
-    full = {**DEFAULT_PREPROCESSING, **settings}
+    full = with_defaults(DEFAULT_PREPROCESSING, settings, "preprocessing")
     full["continuum_sigma_angstrom"] = float(full["continuum_sigma_angstrom"])
     full["continuum_bin_pixels"] = int(full["continuum_bin_pixels"])
     full["continuum_iterations"] = int(full["continuum_iterations"])

@@ -7,6 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from desi_abundances.defaults import with_defaults
 from desi_abundances.nn.refinement import GaussNewtonRefinement
 
 ACTIVATIONS = {"silu": nn.SiLU, "gelu": nn.GELU, "relu": nn.ReLU, "tanh": nn.Tanh,
@@ -32,12 +33,7 @@ def architecture_for(n_inputs: int, n_labels: int, settings: dict[str, Any] | No
     Raises:
         ValueError: on an unknown key or activation.
     """
-    settings = dict(settings or {})
-    unknown = sorted(set(settings) - set(DEFAULT_ARCHITECTURE))
-    if unknown:
-        raise ValueError(f"unknown architecture setting(s) {unknown}; known: "
-                         f"{sorted(DEFAULT_ARCHITECTURE)}")
-    full = {**DEFAULT_ARCHITECTURE, **settings}
+    full = with_defaults(DEFAULT_ARCHITECTURE, settings, "architecture")
     if full["ridge_inputs"] and not full["linear_skip"]:
         raise ValueError("ridge_inputs needs linear_skip (the MLP reads the skip path's "
                          "predictions): set ridge_inputs: false as well")

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from desi_abundances.cannon import design_matrix
+from desi_abundances.defaults import with_defaults
 from desi_abundances.nn.training import TrainingArrays
 
 DEFAULT_SPECTRUM_MODEL: dict[str, Any] = {
@@ -76,12 +77,7 @@ class QuadraticSpectrumModel:
 
 def spectrum_model_settings(settings: dict[str, Any] | None) -> dict[str, Any]:
     """Defaults overridden by ``settings``; unknown keys raise ValueError."""
-    settings = dict(settings or {})
-    unknown = sorted(set(settings) - set(DEFAULT_SPECTRUM_MODEL))
-    if unknown:
-        raise ValueError(f"unknown spectrum_model setting(s) {unknown}; known: "
-                         f"{sorted(DEFAULT_SPECTRUM_MODEL)}")
-    return {**DEFAULT_SPECTRUM_MODEL, **settings}
+    return with_defaults(DEFAULT_SPECTRUM_MODEL, settings, "spectrum_model")
 
 
 def modelled_labels(labels: np.ndarray, min_coverage: float,

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from desi_abundances.defaults import with_defaults
 from desi_abundances.nn.linear import CentredSVD, fit_ridge
 from desi_abundances.nn.loss import label_nll
 from desi_abundances.nn.network import LabelNetwork, build_network
@@ -80,12 +81,7 @@ class TrainingResult:
 
 def optimisation_settings(settings: dict[str, Any] | None) -> dict[str, Any]:
     """Defaults overridden by ``settings``; unknown keys raise ValueError."""
-    settings = dict(settings or {})
-    unknown = sorted(set(settings) - set(DEFAULT_OPTIMISATION))
-    if unknown:
-        raise ValueError(f"unknown optimisation setting(s) {unknown}; known: "
-                         f"{sorted(DEFAULT_OPTIMISATION)}")
-    return {**DEFAULT_OPTIMISATION, **settings}
+    return with_defaults(DEFAULT_OPTIMISATION, settings, "optimisation")
 
 
 def select_device(name: str) -> torch.device:
