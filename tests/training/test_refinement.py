@@ -13,7 +13,7 @@ from desi_abundances.nn.model import fit_label_model, split_rows
 from desi_abundances.nn.network import LabelNetwork, architecture_for
 from desi_abundances.nn.predict import MAX_INPUT_NOISE, input_inverse_variance, predict_labels
 from desi_abundances.nn.refinement import GaussNewtonRefinement
-from desi_abundances.nn.training import TrainingArrays, input_inverse_variance as train_ivar
+from desi_abundances.nn.training import TrainingArrays, inverse_variance_from_noise
 
 from synthetic_labels import LABELS, make_labelled_spectra
 
@@ -146,7 +146,7 @@ def test_training_and_prediction_see_the_same_inverse_variance():
     predicted = input_inverse_variance(ivar, mask, iqr)
     with np.errstate(divide="ignore"):
         sigma = np.minimum(np.where(mask, 0.0, 1.0 / np.sqrt(ivar) / iqr), MAX_INPUT_NOISE)
-    trained = train_ivar(torch.from_numpy(sigma.astype(np.float32))).numpy()
+    trained = inverse_variance_from_noise(torch.from_numpy(sigma.astype(np.float32))).numpy()
     np.testing.assert_allclose(predicted, trained, rtol=1e-6)
     assert predicted[0, 1] == 0 and predicted[0, 3] == pytest.approx(1 / MAX_INPUT_NOISE**2)
 

@@ -60,6 +60,11 @@ class GaussNewtonRefinement(nn.Module):
     def n_model_labels(self) -> int:
         return int(self.label_index.numel())
 
+    @property
+    def jacobian(self) -> torch.Tensor:
+        """(P, K) d flux / d labels at the median star (all labels 0): the linear terms."""
+        return self.coefficients[1:1 + self.n_model_labels].T
+
     def set_model(self, label_index: np.ndarray, coefficients: np.ndarray,
                   intrinsic_variance: np.ndarray, median_weight: np.ndarray) -> None:
         """Load a fitted quadratic model (all pixels) and keep the ``P`` most informative
@@ -101,10 +106,9 @@ class GaussNewtonRefinement(nn.Module):
         weight = self.pixel_weight(torch.index_select(input_ivar, 1, pixels))
         labels0 = start[:, self.label_index]
         residual = flux.sub_(self.design(labels0) @ self.coefficients)  # in place: a fresh copy
-        jacobian = self.coefficients[1:1 + self.n_model_labels].T  # (P, K)
         hessian = self.fisher(weight)
         hessian.diagonal(dim1=1, dim2=2).add_(self.damping)
-        gradient = residual.mul_(weight) @ jacobian  # (n, K)
+        gradient = residual.mul_(weight) @ self.jacobian  # (n, K)
         delta = torch.linalg.solve(hessian, gradient.unsqueeze(-1)).squeeze(-1)
         return delta.clamp(-self.max_step, self.max_step)
 
@@ -116,18 +120,24 @@ class GaussNewtonRefinement(nn.Module):
         inverse = torch.linalg.inv(fisher + self.damping * eye)
         return torch.einsum("nkl,nlm,nmk->nk", inverse, fisher, inverse).clamp(min=0.0)
 
+    @staticmethod
+    def weight(ivar, intrinsic_variance):
+        """w = ivar / (1 + ivar s^2): a pixel's weight given its inverse variance and the
+        model's intrinsic scatter s^2 (numpy arrays or tensors)."""
+        return ivar / (1.0 + ivar * intrinsic_variance)
+
     def pixel_weight(self, ivar: torch.Tensor) -> torch.Tensor:
-        """w = ivar / (1 + ivar s^2) of the chosen pixels (ivar itself, not a copy, when the
-        model has no intrinsic scatter)."""
+        """:meth:`weight` of the chosen pixels (ivar itself, not a copy, when the model has no
+        intrinsic scatter)."""
         if not bool(torch.any(self.intrinsic_variance > 0)):
             return ivar
-        return ivar / (1.0 + ivar * self.intrinsic_variance)
+        return self.weight(ivar, self.intrinsic_variance)
 
     def fisher(self, weight: torch.Tensor) -> torch.Tensor:
         """J^T diag(w) J per star, (n, K, K), for pixel weights ``weight`` (n, P): one matrix
         product with the per-pixel products J_pi J_pj for i <= j (K(K+1)/2 columns), then
         mirrored (a batched einsum is ~50x slower on a CPU)."""
-        jacobian = self.coefficients[1:1 + self.n_model_labels].T  # (P, K)
+        jacobian = self.jacobian
         k = self.n_model_labels
         rows, cols = self._pair_i.to(weight.device), self._pair_j.to(weight.device)
         upper = weight @ (jacobian[:, rows] * jacobian[:, cols])  # (n, K(K+1)/2)

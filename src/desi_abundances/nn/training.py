@@ -16,6 +16,7 @@ from desi_abundances.defaults import with_defaults
 from desi_abundances.nn.linear import CentredSVD, fit_ridge
 from desi_abundances.nn.loss import label_nll
 from desi_abundances.nn.network import LabelNetwork, build_network
+from desi_abundances.nn.refinement import GaussNewtonRefinement
 
 DEFAULT_OPTIMISATION: dict[str, Any] = {
     "seed": 42,
@@ -112,7 +113,7 @@ def _to_tensors(arrays: TrainingArrays, device: torch.device) -> tuple[torch.Ten
                  for a in (arrays.inputs, arrays.input_noise, arrays.labels, arrays.label_errors))
 
 
-def input_inverse_variance(input_noise: torch.Tensor) -> torch.Tensor:
+def inverse_variance_from_noise(input_noise: torch.Tensor) -> torch.Tensor:
     """Inverse variance per pixel in input units from ``TrainingArrays.input_noise`` (sigma,
     0 where masked -> 0): what ``nn.predict.input_inverse_variance`` gives at prediction."""
     safe = torch.where(input_noise > 0, input_noise, torch.ones_like(input_noise))
@@ -129,7 +130,7 @@ def evaluate_loss(network: LabelNetwork, arrays: TrainingArrays, device: torch.d
     with torch.no_grad():
         for start in range(0, len(arrays), batch_size):
             rows = slice(start, start + batch_size)
-            input_ivar = (input_inverse_variance(noise[rows])
+            input_ivar = (inverse_variance_from_noise(noise[rows])
                           if getattr(network, "refinement", None) is not None else None)
             mean, log_variance = network(inputs[rows], input_ivar)
             valid = torch.isfinite(labels[rows]) & torch.isfinite(errors[rows])
@@ -173,9 +174,10 @@ def train_network(architecture: dict[str, Any], train: TrainingArrays,
         if spectrum_model is None:
             raise ValueError("refinement_pixels > 0 needs the spectrum_model of the training "
                              "split (nn.spectrum_model.fit_quadratic_model)")
-        sigma = train.input_noise.astype(np.float64)
-        ivar = np.where(sigma > 0, 1.0 / np.where(sigma > 0, sigma, 1.0) ** 2, 0.0)
-        median_weight = np.median(ivar / (1.0 + ivar * spectrum_model.intrinsic_variance), 0)
+        ivar = inverse_variance_from_noise(
+            torch.from_numpy(train.input_noise.astype(np.float64))).numpy()
+        median_weight = np.median(GaussNewtonRefinement.weight(
+            ivar, spectrum_model.intrinsic_variance), 0)
         network.refinement.set_model(spectrum_model.label_index, spectrum_model.coefficients,
                                      spectrum_model.intrinsic_variance, median_weight)
     needs_svd = network.projection is not None or (settings["ridge_init"]
@@ -248,7 +250,7 @@ def train_network(architecture: dict[str, Any], train: TrainingArrays,
             deltas, variances = [], []
             for start in range(0, len(train), 2048):
                 rows = slice(start, start + 2048)
-                ivar = input_inverse_variance(noise[rows])
+                ivar = inverse_variance_from_noise(noise[rows])
                 deltas.append(network.refinement_step(inputs[rows], ivar, skip_train[rows]))
                 variances.append(network.refinement.scatter(
                     network.refinement.step_variance(ivar), network.n_labels))
