@@ -153,7 +153,8 @@ class LabelNetwork(nn.Module):
         return torch.cat(parts, dim=1) if len(parts) > 1 else components
 
     def mlp(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The MLP's (mean, log_variance) from :meth:`features`, without the skip path."""
+        """The MLP's (mean, log_variance) from :meth:`mlp_features`, without the skip path or
+        the step."""
         out = self.head(self.body(features))
         mean, log_variance = out[:, : self.n_labels], out[:, self.n_labels :]
         return mean, log_variance.clamp(-14.0, 6.0)

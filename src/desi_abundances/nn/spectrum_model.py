@@ -57,15 +57,14 @@ class QuadraticSpectrumModel:
         label_index: (K,) columns of the network's labels that the model uses.
         coefficients: (n_terms, n_pixels) float64; ``cannon.design_matrix`` order.
         intrinsic_variance: (n_pixels,) model scatter per pixel beyond the noise (input units^2).
-        label_mean, label_root_covariance: (K,), (K, K): the training labels' mean and a matrix
-            square root of their covariance (standardised units), for drawing labels.
+        label_root_covariance: (K, K) a matrix square root of the training labels' covariance
+            (standardised units), the shape of the jitter when drawing labels.
         label_min, label_max: (K,) the training range; drawn labels are clipped to it.
     """
 
     label_index: np.ndarray
     coefficients: np.ndarray
     intrinsic_variance: np.ndarray
-    label_mean: np.ndarray
     label_root_covariance: np.ndarray
     label_min: np.ndarray
     label_max: np.ndarray
@@ -152,7 +151,6 @@ def fit_quadratic_model(train: TrainingArrays, label_index: np.ndarray,
         label_index=np.asarray(label_index),
         coefficients=coefficients,
         intrinsic_variance=intrinsic,
-        label_mean=labels[complete].mean(axis=0),
         label_root_covariance=root,
         label_min=labels[complete].min(axis=0),
         label_max=labels[complete].max(axis=0),
