@@ -267,7 +267,7 @@ def median_snr(coadd: CoaddSpectra) -> np.ndarray:
     float32; 0 for spectra with no good pixel. S/N per pixel is ``flux * sqrt(ivar)``.
 
     Same values as :func:`median_snr_reference` (a tested identity), several times faster:
-    one compiled pass and one row sort of a preallocated array instead of ``np.nanmedian``,
+    one compiled pass and an exact radix selection instead of ``np.nanmedian``,
     row chunks in threads. Used by data_ingestion and inference alike."""
     arms = list(coadd.arms.values())
     n_spectra = coadd.n_spectra
@@ -283,7 +283,9 @@ def median_snr(coadd: CoaddSpectra) -> np.ndarray:
 
 
 def _median_snr_rows(arms: list, rows: slice) -> np.ndarray:
-    """:func:`median_snr` of the spectra at ``rows`` (a slice) of ``arms``."""
+    """:func:`median_snr` of the spectra at ``rows`` (a slice) of ``arms``: the compiled
+    S/N pass and an exact radix selection of the middle values (``spectra_kernels``) when
+    numba is installed, else numpy passes and a row sort."""
     arms = [SimpleNamespace(flux=arm.flux[rows], ivar=arm.ivar[rows], mask=arm.mask[rows])
             for arm in arms]
     n_spectra = rows.stop - rows.start
@@ -291,17 +293,19 @@ def _median_snr_rows(arms: list, rows: slice) -> np.ndarray:
     n_good = np.zeros(n_spectra, np.int64)
     column = 0
     try:
-        from desi_abundances.spectra_kernels import snr_per_pixel
+        from desi_abundances import spectra_kernels as kernels
     except ImportError:  # numba missing: the numpy passes
-        snr_per_pixel = None
+        kernels = None
     for arm in arms:
+        if kernels is not None:
+            kernels.snr_per_pixel(np.ascontiguousarray(arm.flux, np.float32),
+                                  np.ascontiguousarray(arm.ivar, np.float32),
+                                  np.ascontiguousarray(arm.mask, np.int32), ratios, column,
+                                  n_good)
+            column += arm.flux.shape[1]
+            continue
         out = ratios[:, column : column + arm.flux.shape[1]]
         column += arm.flux.shape[1]
-        if snr_per_pixel is not None:
-            snr_per_pixel(np.ascontiguousarray(arm.flux, np.float32),
-                          np.ascontiguousarray(arm.ivar, np.float32),
-                          np.ascontiguousarray(arm.mask, np.int32), out, n_good)
-            continue
         good = np.isfinite(arm.flux)
         good &= np.isfinite(arm.ivar)
         good &= arm.ivar > 0
@@ -311,6 +315,10 @@ def _median_snr_rows(arms: list, rows: slice) -> np.ndarray:
             out *= arm.flux
         np.copyto(out, np.float32(np.inf), where=~good)  # sorted after every good value
         n_good += good.sum(axis=1)
+    if kernels is not None:
+        median = np.empty(n_spectra, np.float32)
+        kernels.median_of_rows(ratios, n_good, median)
+        return median
     ratios.sort(axis=1)
     rows = np.arange(n_spectra)
     low = ratios[rows, np.maximum((n_good - 1) // 2, 0)]
@@ -318,7 +326,6 @@ def _median_snr_rows(arms: list, rows: slice) -> np.ndarray:
     with np.errstate(invalid="ignore", over="ignore"):
         middle = (low + high) / np.float32(2)
     return np.where(n_good > 0, middle, 0).astype(np.float32)
-
 
 
 # =======================================================================================

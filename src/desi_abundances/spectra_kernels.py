@@ -93,16 +93,16 @@ def _smooth_level(sum_wf, sum_w, taps, level, scratch):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _bin_sums(wf, w, bin_pixels, sum_wf, sum_w):
-    """Sums over consecutive bins of ``bin_pixels`` pixels, each summed in pixel order; the
-    loop runs across bins (independent sums: no chain of dependent additions)."""
-    n_bins = sum_wf.size
+def _bin_sums(wf_t, w_t, sum_wf, sum_w):
+    """Sums over the bins of bin-major (``[k, b]``: pixel k of bin b) arrays, each bin summed
+    in pixel order; the loop runs across bins on contiguous rows (it vectorises)."""
+    bin_pixels, n_bins = wf_t.shape
     sum_wf[:] = 0.0
     sum_w[:] = 0.0
     for k in range(bin_pixels):
         for b in range(n_bins):
-            sum_wf[b] += wf[b * bin_pixels + k]
-            sum_w[b] += w[b * bin_pixels + k]
+            sum_wf[b] += wf_t[k, b]
+            sum_w[b] += w_t[k, b]
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -112,45 +112,56 @@ def normalise_arm_into(flux, ivar, mask, bin_pixels, taps, iterations, clip_sigm
 
     ``weighted[:, offset:offset + n_pixels] += ivar_n * flux_n`` and ``total[...] += ivar_n``
     (the normalised spectrum's products, as ``preprocess`` accumulates them arm by arm).
+
+    The weights are kept bin-major (``[k, b]``, pixel ``b * bin_pixels + k``), so the bin
+    sums and the clipping passes run across bins on contiguous rows and vectorise; each
+    bin is still summed in pixel order (the same float32 sums).
     """
     n, n_pixels = flux.shape
     n_bins = -(-n_pixels // bin_pixels)
-    padded = n_bins * bin_pixels
     half = left_weight.size
-    w = np.zeros(padded, np.float32)
-    wf = np.zeros(padded, np.float32)
-    k_sqrt_w = np.zeros(padded, np.float32)
+    w_t = np.zeros((bin_pixels, n_bins), np.float32)  # padding pixels stay 0
+    wf_t = np.zeros((bin_pixels, n_bins), np.float32)
+    k_sqrt_w_t = np.zeros((bin_pixels, n_bins), np.float32)
     sum_wf = np.empty(n_bins, np.float32)
     sum_w = np.empty(n_bins, np.float32)
     level = np.empty(n_bins, np.float32)
+    scaled = np.empty(n_bins, np.float32)
     scratch = np.zeros((4, n_bins + taps.size - 1))
     zero = np.float32(0.0)
     for row in range(n):
-        for p in range(n_pixels):  # branch-free, vectorised
-            weight = ivar[row, p]
-            weight = weight if (mask[row, p] == 0 and weight > 0) else zero
-            product = flux[row, p] * weight
-            good = np.isfinite(product)
-            w[p] = weight if good else zero
-            wf[p] = product if good else zero
-        _bin_sums(wf, w, bin_pixels, sum_wf, sum_w)
+        for b in range(n_bins):
+            for k in range(bin_pixels):
+                p = b * bin_pixels + k
+                if p >= n_pixels:
+                    break
+                weight = ivar[row, p]
+                weight = weight if (mask[row, p] == 0 and weight > 0) else zero
+                product = flux[row, p] * weight
+                good = np.isfinite(product)
+                w_t[k, b] = weight if good else zero
+                wf_t[k, b] = product if good else zero
+        _bin_sums(wf_t, w_t, sum_wf, sum_w)
         _smooth_level(sum_wf, sum_w, taps, level, scratch)
         if iterations > 1:
-            for p in range(padded):
-                k_sqrt_w[p] = np.float32(math.sqrt(w[p])) * clip_sigma
+            for k in range(bin_pixels):
+                for b in range(n_bins):
+                    k_sqrt_w_t[k, b] = np.float32(math.sqrt(w_t[k, b])) * clip_sigma
             for _ in range(iterations - 1):
                 # clipping fused with the bin sums (same pixel order: the same float32 sums
                 # as summing kept arrays with _bin_sums, without writing them)
                 for b in range(n_bins):
-                    scaled = level[b] * keep_fraction
-                    kept_sum_wf = zero
-                    kept_sum_w = zero
-                    for k in range(b * bin_pixels, (b + 1) * bin_pixels):
-                        line = wf[k] < w[k] * scaled - k_sqrt_w[k]  # absorption: left out
-                        kept_sum_wf += zero if line else wf[k]
-                        kept_sum_w += zero if line else w[k]
-                    sum_wf[b] = kept_sum_wf
-                    sum_w[b] = kept_sum_w
+                    scaled[b] = level[b] * keep_fraction
+                    sum_wf[b] = zero
+                    sum_w[b] = zero
+                for k in range(bin_pixels):
+                    wf_k = wf_t[k]
+                    w_k = w_t[k]
+                    k_sqrt_w_k = k_sqrt_w_t[k]
+                    for b in range(n_bins):
+                        line = wf_k[b] < w_k[b] * scaled[b] - k_sqrt_w_k[b]
+                        sum_wf[b] += zero if line else wf_k[b]  # absorption: left out
+                        sum_w[b] += zero if line else w_k[b]
                 _smooth_level(sum_wf, sum_w, taps, level, scratch)
         for b in range(n_bins):
             if not (level[b] > 0):
@@ -168,8 +179,8 @@ def normalise_arm_into(flux, ivar, mask, bin_pixels, taps, iterations, clip_sigm
                     cont = previous * left_weight[k] + here
                 else:
                     cont = following * right_weight[k - half] + here
-                weighted[row, offset + p] += wf[p] * cont
-                total[row, offset + p] += (w[p] * cont) * cont
+                weighted[row, offset + p] += wf_t[k, b] * cont
+                total[row, offset + p] += (w_t[k, b] * cont) * cont
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -238,39 +249,44 @@ def merge_and_shift(weighted, total, low, high, scale, shift, rest_frame_ok,
         good_fraction[row] = one - np.float32(n_bad) / np.float32(n_pixels)
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc"})
 def standardise_and_distance(flux, ivar, mask, median, iqr, spread, inputs, distance,
                              iqr2, min_input_ivar, input_ivar):
     """``nn.predict.standardise`` into ``inputs`` and ``nn.predict.input_distance`` into
     ``distance`` in one pass; ``spread = (iqr / 1.349)^2`` float32. When ``input_ivar`` has
     rows (else shape (0, n_pixels)), ``nn.predict.input_inverse_variance`` into it too
-    (``iqr2 = iqr^2`` and the floor given)."""
+    (``iqr2 = iqr^2`` and the floor given).
+
+    Branch-free, and the distance's float64 sum may be reassociated (``fastmath``: only the
+    order of its additions changes), so the pixel loop vectorises."""
     n, n_pixels = flux.shape
     with_ivar = input_ivar.shape[0] == n
+    zero = np.float32(0.0)
+    one = np.float32(1.0)
     for row in range(n):
         acc = 0.0
         n_good = 0
         for p in range(n_pixels):
-            if mask[row, p]:
-                inputs[row, p] = 0.0
-                if with_ivar:
-                    input_ivar[row, p] = 0.0
-                continue
+            bad = mask[row, p]
             diff = flux[row, p] - median[p]
-            inputs[row, p] = diff / iqr[p]
-            variance = spread[p] + np.float32(1.0) / ivar[row, p]
-            acc += (diff * diff) / variance
-            n_good += 1
-            if with_ivar:
-                input_ivar[row, p] = max(ivar[row, p] * iqr2[p], min_input_ivar)
+            inputs[row, p] = zero if bad else diff / iqr[p]
+            variance = spread[p] + one / ivar[row, p]
+            acc += zero if bad else (diff * diff) / variance
+            n_good += not bad
+        if with_ivar:
+            for p in range(n_pixels):
+                scaled = max(ivar[row, p] * iqr2[p], min_input_ivar)
+                input_ivar[row, p] = zero if mask[row, p] else scaled
         distance[row] = acc / n_good if n_good > 0 else np.nan
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def snr_per_pixel(flux, ivar, mask, out, n_good):
-    """``out = flux * sqrt(ivar)`` (float32) at good pixels (finite flux and ivar, ivar > 0,
-    mask 0), +inf elsewhere (sorted after every good value); ``n_good += good pixels`` per
-    row. One pass of the first half of :func:`spectra.median_snr`."""
+def snr_per_pixel(flux, ivar, mask, out, column, n_good):
+    """``out[:, column:column + n_pixels] = flux * sqrt(ivar)`` (float32) at good pixels
+    (finite flux and ivar, ivar > 0, mask 0), +inf elsewhere (sorted after every good value);
+    ``n_good += good pixels`` per row. One pass of the first half of :func:`spectra.median_snr`.
+    (``out`` whole and C-ordered with a column offset, not a column slice: unit strides let
+    the loop vectorise.)"""
     n, n_pixels = flux.shape
     inf = np.float32(np.inf)
     for row in range(n):
@@ -278,7 +294,102 @@ def snr_per_pixel(flux, ivar, mask, out, n_good):
         for p in range(n_pixels):
             f = flux[row, p]
             v = ivar[row, p]
-            good = np.isfinite(f) and np.isfinite(v) and v > 0 and mask[row, p] == 0
-            out[row, p] = np.float32(math.sqrt(v)) * f if good else inf
+            # & (not "and"): no branches, so the loop vectorises
+            good = np.isfinite(f) & np.isfinite(v) & (v > 0) & (mask[row, p] == 0)
+            out[row, column + p] = np.float32(math.sqrt(v)) * f if good else inf
             count += good
         n_good[row] += count
+
+
+_RADIX_LEVELS = ((21, 2048), (10, 2048), (0, 1024))
+"""(shift, bins) of the three radix levels over a 32-bit key: bits 31-21, 20-10, 9-0."""
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _sortable_keys(values, keys):
+    """uint32 keys of float32 ``values`` whose unsigned order is the values' order (NaN-free
+    input; -0 sorts just before +0)."""
+    bits = values.view(np.uint32)
+    for p in range(values.size):
+        b = bits[p]
+        keys[p] = ~b if b >> np.uint32(31) else b | np.uint32(0x80000000)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _value_of_key(key):
+    """The float32 whose :func:`_sortable_keys` key is ``key``."""
+    bits = np.empty(1, np.uint32)
+    bits[0] = key & np.uint32(0x7FFFFFFF) if key >> np.uint32(31) else ~key
+    return bits.view(np.float32)[0]
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _select_key(keys, n_keys, rank, candidates, histograms):
+    """The ``rank``-th smallest (0-based) of ``keys[:n_keys]``, by radix selection: three
+    passes, each histogramming (4 interleaved sub-histograms, so runs of equal bins do not
+    stall on one counter) only the keys that share the previous levels' bits.
+
+    Returns ``(key, below, equal)``: the key, how many keys are smaller and how many equal."""
+    prefix = np.uint32(0)
+    high_mask = np.uint32(0)
+    n = n_keys
+    source = keys
+    below = 0
+    for level in range(3):
+        shift = np.uint32(_RADIX_LEVELS[level][0])
+        n_bins = _RADIX_LEVELS[level][1]
+        bin_mask = np.uint32(n_bins - 1)
+        histograms[:, :n_bins] = 0
+        if level > 0:  # keep the keys with the chosen high bits (branch-free compaction)
+            m = 0
+            for p in range(n):
+                key = source[p]
+                candidates[m] = key
+                m += (key & high_mask) == prefix
+            n = m
+            source = candidates
+        for p in range(n):
+            histograms[p & 3, (source[p] >> shift) & bin_mask] += 1
+        cumulative = 0
+        chosen = 0
+        count = 0
+        for b in range(n_bins):
+            count = (histograms[0, b] + histograms[1, b] + histograms[2, b] + histograms[3, b])
+            if cumulative + count > rank:
+                chosen = b
+                break
+            cumulative += count
+        rank -= cumulative
+        below += cumulative
+        prefix |= np.uint32(chosen) << shift
+        high_mask |= bin_mask << shift
+        if level == 2:
+            return prefix, below, count
+    return prefix, below, 0
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def median_of_rows(values, n_good, out):
+    """Median of the ``n_good[row]`` smallest values of each row (the good pixels' S/N; bad
+    ones are +inf, sorted after them): the mean of the two middle values in float32, as
+    ``np.median``; 0 when ``n_good`` is 0. Exact (a radix selection, no sort)."""
+    n, n_pixels = values.shape
+    keys = np.empty(n_pixels, np.uint32)
+    candidates = np.empty(n_pixels, np.uint32)
+    histograms = np.empty((4, 2048), np.int32)
+    two = np.float32(2.0)
+    for row in range(n):
+        count = n_good[row]
+        if count <= 0:
+            out[row] = 0.0
+            continue
+        _sortable_keys(values[row], keys)
+        low_rank = (count - 1) // 2
+        low, below, equal = _select_key(keys, n_pixels, low_rank, candidates, histograms)
+        high = low
+        if count % 2 == 0 and low_rank + 1 >= below + equal:  # the next larger key
+            high = np.uint32(0xFFFFFFFF)
+            for p in range(n_pixels):
+                key = keys[p]
+                high = key if (key > low and key < high) else high
+        out[row] = (_value_of_key(low) + _value_of_key(high)) / two

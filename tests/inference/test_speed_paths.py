@@ -104,3 +104,29 @@ def test_threaded_median_snr_equals_the_shared_definition():
     coadd.arms["R"].flux[7, :3] = np.nan
     coadd.arms["Z"].mask[200] = 1
     np.testing.assert_array_equal(inference.median_snr(coadd), spectra.median_snr_reference(coadd))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_radix_median_equals_the_sorted_middle_values(seed):
+    """``spectra_kernels.median_of_rows`` against a row sort: ties, +/-0, negative values,
+    a few to all +inf (bad pixel) entries, odd and even counts, very different scales."""
+    kernels = pytest.importorskip("desi_abundances.spectra_kernels")
+    rng = np.random.default_rng(seed)
+    n, n_pixels = 40, int(rng.integers(1, 300))
+    values = rng.normal(20, 15, (n, n_pixels)) * rng.choice([1e-3, 1.0, 1e5], (n, 1))
+    values = values.astype(np.float32)
+    values[::3] = np.round(values[::3])          # many ties
+    values[1::4, ::3] = 0.0
+    values[1::4, 1::5] = -0.0
+    n_good = rng.integers(0, n_pixels + 1, n)
+    n_good[0] = 0
+    for row in range(n):                          # bad pixels are +inf, anywhere in the row
+        values[row, rng.permutation(n_pixels)[n_good[row]:]] = np.inf
+    median = np.empty(n, np.float32)
+    kernels.median_of_rows(values, n_good, median)
+    ordered = np.sort(values, axis=1)
+    rows = np.arange(n)
+    low = ordered[rows, np.maximum((n_good - 1) // 2, 0)]
+    high = ordered[rows, np.maximum(n_good // 2, 0)]
+    expected = np.where(n_good > 0, (low + high) / np.float32(2), 0).astype(np.float32)
+    np.testing.assert_array_equal(median, expected)
