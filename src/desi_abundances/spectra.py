@@ -734,33 +734,32 @@ def _preprocess_compiled(arms: list, grid: np.ndarray, velocity: np.ndarray,
     from desi_abundances.constants import SPEED_OF_LIGHT_KMS
 
     n_spectra = velocity.size
-    # the merged sums are accumulated in the output arrays, then shifted row by row in place
-    flux = np.zeros((n_spectra, grid.size), np.float32)
-    ivar = np.zeros((n_spectra, grid.size), np.float32)
+    flux = np.empty((n_spectra, grid.size), np.float32)
+    ivar = np.empty((n_spectra, grid.size), np.float32)
     mask = np.empty((n_spectra, grid.size), bool)
     good_fraction = np.empty(n_spectra, np.float32)
-    clip_sigma = np.float32(settings["clip_low_sigma"])
-    keep_fraction = np.float32(1.0 - settings["clip_low_depth"])
-    low, high = (np.float32(v) for v in settings["normalised_flux_range"])
     step = float(grid[1] - grid[0])
     beta = velocity / SPEED_OF_LIGHT_KMS
     scale = (1.0 + beta).astype(np.float32)
     shift = (grid[0] * beta / step).astype(np.float32)
-    inputs = [(_plain(arm.flux, np.float32), _plain(arm.ivar, np.float32),
-               _plain(arm.mask, np.int32), window.start, plan,
-               kernels.gaussian_weights(plan.sigma_bins)) for arm, window, plan in arms]
+    plan = arms[0][2]  # the arms share the grid step: their plans differ only in n_bins
+    fluxes = tuple(_plain(arm.flux, np.float32) for arm, _, _ in arms)
+    ivars = tuple(_plain(arm.ivar, np.float32) for arm, _, _ in arms)
+    masks = tuple(_plain(arm.mask, np.int32) for arm, _, _ in arms)
+    offsets = np.array([window.start for _, window, _ in arms], np.int64)
+    taps = kernels.gaussian_weights(plan.sigma_bins)
+    low, high = (np.float32(v) for v in settings["normalised_flux_range"])
 
     def run(rows: slice) -> None:
-        for arm_flux, arm_ivar, arm_mask, offset, plan, taps in inputs:
-            kernels.normalise_arm_into(
-                arm_flux[rows], arm_ivar[rows], arm_mask[rows], plan.bin_pixels, taps,
-                settings["continuum_iterations"], clip_sigma, keep_fraction, plan.left_weight,
-                plan.right_weight, offset, flux[rows], ivar[rows])
-        kernels.merge_and_shift(flux[rows], ivar[rows], low, high, scale[rows], shift[rows],
-                                rest_frame_ok[rows], flux[rows], ivar[rows], mask[rows],
-                                good_fraction[rows])
+        kernels.preprocess_rows(
+            tuple(a[rows] for a in fluxes), tuple(a[rows] for a in ivars),
+            tuple(a[rows] for a in masks), offsets, plan.bin_pixels, taps,
+            settings["continuum_iterations"], np.float32(settings["clip_low_sigma"]),
+            np.float32(1.0 - settings["clip_low_depth"]), plan.left_weight, plan.right_weight,
+            low, high, scale[rows], shift[rows], rest_frame_ok[rows], flux[rows], ivar[rows],
+            mask[rows], good_fraction[rows])
 
-    # the kernels release the GIL: row chunks run in parallel threads (rows are independent)
+    # the kernel releases the GIL: row chunks run in parallel threads (rows are independent)
     n_threads = min(PREPROCESS_THREADS, max(1, n_spectra // 64))
     bounds = np.linspace(0, n_spectra, n_threads + 1).astype(int)
     chunks = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]

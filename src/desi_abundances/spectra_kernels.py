@@ -33,6 +33,24 @@ def gaussian_weights(sigma: float, truncate: float = 5.0) -> np.ndarray:
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
+def _symmetric_convolution(padded, taps, out, n_bins):
+    """``out[b] = sum_t taps[t] padded[b + t]`` for b < n_bins (float64), for symmetric
+    ``taps``: pairs ``padded[b + r - j] + padded[b + r + j]`` share a tap. Tap-outer loops over
+    slices (no negative-index wraparound, so the bin loop vectorises)."""
+    radius = (taps.size - 1) // 2
+    centre = taps[radius]
+    middle = padded[radius:radius + n_bins]
+    for b in range(n_bins):
+        out[b] = centre * middle[b]
+    for j in range(1, radius + 1):
+        weight = taps[radius + j]
+        below = padded[radius - j:radius - j + n_bins]
+        above = padded[radius + j:radius + j + n_bins]
+        for b in range(n_bins):
+            out[b] += weight * (below[b] + above[b])
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
 def _smooth_level(sum_wf, sum_w, taps, level, scratch):
     """level = gaussian(sum_wf) / gaussian(sum_w) per bin (constant-0 edges, float64
     accumulation rounded to float32 as scipy does), NaN where the smoothed weight is <= 0,
@@ -50,13 +68,8 @@ def _smooth_level(sum_wf, sum_w, taps, level, scratch):
     for b in range(n_bins):
         padded_wf[radius + b] = sum_wf[b]
         padded_w[radius + b] = sum_w[b]
-    num[:n_bins] = 0.0
-    den[:n_bins] = 0.0
-    for tap in range(taps.size):  # tap-outer over zero-padded sums: the bin loop vectorises
-        weight = taps[tap]
-        for b in range(n_bins):
-            num[b] += weight * padded_wf[b + tap]
-            den[b] += weight * padded_w[b + tap]
+    _symmetric_convolution(padded_wf, taps, num, n_bins)
+    _symmetric_convolution(padded_w, taps, den, n_bins)
     any_nan = False
     any_good = False
     for b in range(n_bins):
@@ -106,147 +119,186 @@ def _bin_sums(wf_t, w_t, sum_wf, sum_w):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def normalise_arm_into(flux, ivar, mask, bin_pixels, taps, iterations, clip_sigma,
-                       keep_fraction, left_weight, right_weight, offset, weighted, total):
-    """:func:`spectra.normalise_arm` of every row, added into the merged arrays.
+def _normalise_arm_row(flux, ivar, mask, taps, iterations, clip_sigma, keep_fraction,
+                       left_weight, right_weight, weighted, total, w_t, wf_t, k_sqrt_w_t,
+                       sum_wf, sum_w, level, scaled, scratch):
+    """:func:`spectra.normalise_arm` of one spectrum's arm (1-d ``flux``, ``ivar``,
+    ``mask``), added into its slice of the merged row: ``weighted += ivar_n * flux_n`` and
+    ``total += ivar_n``.
 
-    ``weighted[:, offset:offset + n_pixels] += ivar_n * flux_n`` and ``total[...] += ivar_n``
-    (the normalised spectrum's products, as ``preprocess`` accumulates them arm by arm).
-
-    The weights are kept bin-major (``[k, b]``, pixel ``b * bin_pixels + k``), so the bin
-    sums and the clipping passes run across bins on contiguous rows and vectorise; each
-    bin is still summed in pixel order (the same float32 sums).
+    ``w_t``, ``wf_t``, ``k_sqrt_w_t``: (bin_pixels, n_bins) work arrays, bin-major (pixel
+    ``b * bin_pixels + k`` at ``[k, b]``), so the bin sums and the clipping passes run across
+    bins on contiguous rows and vectorise; each bin is still summed in pixel order (the
+    same float32 sums). ``sum_wf``, ``sum_w``, ``level``, ``scaled``: (n_bins,); all work
+    arrays contiguous (strided ones would stop the loops vectorising).
     """
-    n, n_pixels = flux.shape
-    n_bins = -(-n_pixels // bin_pixels)
+    n_pixels = flux.size
+    bin_pixels, n_bins = w_t.shape
     half = left_weight.size
-    w_t = np.zeros((bin_pixels, n_bins), np.float32)  # padding pixels stay 0
-    wf_t = np.zeros((bin_pixels, n_bins), np.float32)
-    k_sqrt_w_t = np.zeros((bin_pixels, n_bins), np.float32)
-    sum_wf = np.empty(n_bins, np.float32)
-    sum_w = np.empty(n_bins, np.float32)
-    level = np.empty(n_bins, np.float32)
-    scaled = np.empty(n_bins, np.float32)
-    scratch = np.zeros((4, n_bins + taps.size - 1))
     zero = np.float32(0.0)
-    for row in range(n):
-        for b in range(n_bins):
+    for b in range(n_bins):
+        for k in range(bin_pixels):
+            p = b * bin_pixels + k
+            inside = p < n_pixels  # the last bin's padding pixels weigh 0
+            q = p if inside else n_pixels - 1
+            weight = ivar[q]
+            weight = weight if (inside and mask[q] == 0 and weight > 0) else zero
+            product = flux[q] * weight
+            good = np.isfinite(product)
+            w_t[k, b] = weight if good else zero
+            wf_t[k, b] = product if good else zero
+    _bin_sums(wf_t, w_t, sum_wf, sum_w)
+    _smooth_level(sum_wf, sum_w, taps, level, scratch)
+    if iterations > 1:
+        for k in range(bin_pixels):
+            for b in range(n_bins):
+                k_sqrt_w_t[k, b] = np.float32(math.sqrt(w_t[k, b])) * clip_sigma
+        for _ in range(iterations - 1):
+            # clipping fused with the bin sums (same pixel order: the same float32 sums
+            # as summing kept arrays with _bin_sums, without writing them)
+            for b in range(n_bins):
+                scaled[b] = level[b] * keep_fraction
+                sum_wf[b] = zero
+                sum_w[b] = zero
             for k in range(bin_pixels):
-                p = b * bin_pixels + k
-                if p >= n_pixels:
-                    break
-                weight = ivar[row, p]
-                weight = weight if (mask[row, p] == 0 and weight > 0) else zero
-                product = flux[row, p] * weight
-                good = np.isfinite(product)
-                w_t[k, b] = weight if good else zero
-                wf_t[k, b] = product if good else zero
-        _bin_sums(wf_t, w_t, sum_wf, sum_w)
-        _smooth_level(sum_wf, sum_w, taps, level, scratch)
-        if iterations > 1:
-            for k in range(bin_pixels):
+                wf_k = wf_t[k]
+                w_k = w_t[k]
+                k_sqrt_w_k = k_sqrt_w_t[k]
                 for b in range(n_bins):
-                    k_sqrt_w_t[k, b] = np.float32(math.sqrt(w_t[k, b])) * clip_sigma
-            for _ in range(iterations - 1):
-                # clipping fused with the bin sums (same pixel order: the same float32 sums
-                # as summing kept arrays with _bin_sums, without writing them)
-                for b in range(n_bins):
-                    scaled[b] = level[b] * keep_fraction
-                    sum_wf[b] = zero
-                    sum_w[b] = zero
-                for k in range(bin_pixels):
-                    wf_k = wf_t[k]
-                    w_k = w_t[k]
-                    k_sqrt_w_k = k_sqrt_w_t[k]
-                    for b in range(n_bins):
-                        line = wf_k[b] < w_k[b] * scaled[b] - k_sqrt_w_k[b]
-                        sum_wf[b] += zero if line else wf_k[b]  # absorption: left out
-                        sum_w[b] += zero if line else w_k[b]
-                _smooth_level(sum_wf, sum_w, taps, level, scratch)
-        for b in range(n_bins):
-            if not (level[b] > 0):
-                level[b] = 1.0
-        for b in range(n_bins):
-            here = level[b]
-            previous = (level[b - 1] if b > 0 else here) - here
-            following = (level[b + 1] if b + 1 < n_bins else here) - here
-            start = b * bin_pixels
-            for k in range(bin_pixels):
-                p = start + k
-                if p >= n_pixels:
-                    break
-                if k < half:
-                    cont = previous * left_weight[k] + here
-                else:
-                    cont = following * right_weight[k - half] + here
-                weighted[row, offset + p] += wf_t[k, b] * cont
-                total[row, offset + p] += (w_t[k, b] * cont) * cont
+                    line = wf_k[b] < w_k[b] * scaled[b] - k_sqrt_w_k[b]
+                    sum_wf[b] += zero if line else wf_k[b]  # absorption: left out
+                    sum_w[b] += zero if line else w_k[b]
+            _smooth_level(sum_wf, sum_w, taps, level, scratch)
+    for b in range(n_bins):
+        if not (level[b] > 0):
+            level[b] = 1.0
+    for b in range(n_bins):
+        here = level[b]
+        previous = (level[b - 1] if b > 0 else here) - here
+        following = (level[b + 1] if b + 1 < n_bins else here) - here
+        start = b * bin_pixels
+        for k in range(bin_pixels):
+            p = start + k
+            if p >= n_pixels:
+                break
+            if k < half:
+                cont = previous * left_weight[k] + here
+            else:
+                cont = following * right_weight[k - half] + here
+            weighted[p] += wf_t[k, b] * cont
+            total[p] += (w_t[k, b] * cont) * cont
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def merge_and_shift(weighted, total, low, high, scale, shift, rest_frame_ok,
-                    out_flux, out_ivar, out_mask, good_fraction):
-    """The end of :func:`spectra.preprocess` for every row: merged flux = weighted / total,
-    out-of-range fluxes dropped, then :func:`spectra.shift_to_rest_frame` (float32 positions
-    ``i * scale + shift``), bad pixels to flux 1, ivar 0, mask True.
+def _merge_and_shift_row(weighted, total, low, high, scale, shift, rest_frame_ok,
+                         out_flux, out_ivar, out_mask, packed_flux, packed_var, left_index,
+                         fraction, inside):
+    """The end of :func:`spectra.preprocess` for one spectrum: merged flux = weighted /
+    total, out-of-range fluxes dropped, then :func:`spectra.shift_to_rest_frame` (float32
+    positions ``i * scale + shift``), bad pixels to flux 1, ivar 0, mask True. Returns the
+    fraction of good pixels.
 
-    ``weighted``/``total`` may be ``out_flux``/``out_ivar`` themselves (each row is copied
-    first). The interpolation runs over stretches of pixels whose left neighbour is a
-    constant offset away (hundreds of pixels each: the Doppler factor is within 0.3 % of 1),
-    so its loads are contiguous and the loop vectorises instead of gathering."""
-    n, n_pixels = weighted.shape
-    packed_flux = np.empty(n_pixels, np.float32)
-    packed_var = np.empty(n_pixels, np.float32)
-    left_index = np.empty(n_pixels, np.int64)
-    fraction = np.empty(n_pixels, np.float32)
-    inside = np.empty(n_pixels, np.bool_)
+    The interpolation runs over stretches of pixels whose left neighbour is a constant
+    offset away (hundreds of pixels each: the Doppler factor is within 0.3 % of 1), so its
+    loads are contiguous and the loop vectorises instead of gathering. The last five
+    arguments are (n_pixels,) work arrays."""
+    n_pixels = weighted.size
     one = np.float32(1.0)
     inf = np.float32(np.inf)
     last_left = n_pixels - 2
+    # branch-free (vectorised) merge: divisions are computed everywhere, then selected
+    for p in range(n_pixels):
+        t_ = total[p]
+        summed = weighted[p]
+        value = summed / t_ if t_ > 0 else summed
+        t_ = np.float32(0.0) if (value < low or value > high) else t_
+        packed_flux[p] = value
+        packed_var[p] = one / t_ if t_ > 0 else _BAD_VARIANCE
+    for i in range(n_pixels):  # positions: vectorised
+        position = np.float32(i) * scale + shift
+        left_float = np.floor(position)
+        fraction[i] = position - left_float
+        inside[i] = left_float >= 0 and left_float <= last_left
+        left_index[i] = int(min(max(left_float, 0.0), last_left))
+    n_bad = 0
+    start = 0
+    while start < n_pixels:
+        offset = left_index[start] - start
+        stop = start + 1
+        while stop < n_pixels and left_index[stop] - stop == offset:
+            stop += 1
+        for i in range(start, stop):  # contiguous loads at i + offset: vectorised
+            t = fraction[i]
+            f_left = packed_flux[i + offset]
+            v_left = packed_var[i + offset]
+            f_right = packed_flux[i + offset + 1]
+            v_right = packed_var[i + offset + 1]
+            value = (f_right - f_left) * t + f_left
+            w0 = one - t
+            variance = w0 * w0 * v_left + (t * t) * v_right
+            if (not inside[i]) or variance > _VARIANCE_LIMIT or not rest_frame_ok:
+                variance = inf
+            ivar_out = one / variance
+            bad = ivar_out <= 0
+            out_ivar[i] = ivar_out
+            out_flux[i] = one if bad else value
+            out_mask[i] = bad
+            n_bad += bad
+        start = stop
+    return one - np.float32(n_bad) / np.float32(n_pixels)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def preprocess_rows(fluxes, ivars, masks, offsets, bin_pixels, taps, iterations, clip_sigma,
+                    keep_fraction, left_weight, right_weight, low, high, scale, shift,
+                    rest_frame_ok, out_flux, out_ivar, out_mask, good_fraction):
+    """:func:`spectra.preprocess` of every row, one spectrum at a time: each arm
+    continuum-normalised into the merged row (:func:`_normalise_arm_row`; arm ``a`` starts at
+    grid pixel ``offsets[a]``), then merged and shifted to the rest frame into the outputs
+    (:func:`_merge_and_shift_row`).
+
+    ``fluxes``, ``ivars``, ``masks``: tuples of the arms' (n, n_pixels_arm) arrays. One
+    spectrum's merged row and work arrays stay in cache: the inputs are read once and the
+    outputs written once, with no full-size intermediate arrays."""
+    n, n_grid = out_flux.shape
+    max_bins = 1
+    for a in range(len(fluxes)):
+        max_bins = max(max_bins, -(-fluxes[a].shape[1] // bin_pixels))
+    w_flat = np.empty(bin_pixels * max_bins, np.float32)
+    wf_flat = np.empty(bin_pixels * max_bins, np.float32)
+    k_sqrt_w_flat = np.empty(bin_pixels * max_bins, np.float32)
+    sum_wf = np.empty(max_bins, np.float32)
+    sum_w = np.empty(max_bins, np.float32)
+    level = np.empty(max_bins, np.float32)
+    scaled = np.empty(max_bins, np.float32)
+    scratch = np.zeros((4, max_bins + taps.size - 1))
+    weighted = np.empty(n_grid, np.float32)
+    total = np.empty(n_grid, np.float32)
+    packed_flux = np.empty(n_grid, np.float32)
+    packed_var = np.empty(n_grid, np.float32)
+    left_index = np.empty(n_grid, np.int64)
+    fraction = np.empty(n_grid, np.float32)
+    inside = np.empty(n_grid, np.bool_)
     for row in range(n):
-        # branch-free (vectorised) merge: divisions are computed everywhere, then selected
-        for p in range(n_pixels):
-            t_ = total[row, p]
-            summed = weighted[row, p]
-            value = summed / t_ if t_ > 0 else summed
-            t_ = np.float32(0.0) if (value < low or value > high) else t_
-            packed_flux[p] = value
-            packed_var[p] = one / t_ if t_ > 0 else _BAD_VARIANCE
-        a = scale[row]
-        c = shift[row]
-        ok = rest_frame_ok[row]
-        for i in range(n_pixels):  # positions: vectorised
-            position = np.float32(i) * a + c
-            left_float = np.floor(position)
-            fraction[i] = position - left_float
-            inside[i] = left_float >= 0 and left_float <= last_left
-            left_index[i] = int(min(max(left_float, 0.0), last_left))
-        n_bad = 0
-        start = 0
-        while start < n_pixels:
-            offset = left_index[start] - start
-            stop = start + 1
-            while stop < n_pixels and left_index[stop] - stop == offset:
-                stop += 1
-            for i in range(start, stop):  # contiguous loads at i + offset: vectorised
-                t = fraction[i]
-                f_left = packed_flux[i + offset]
-                v_left = packed_var[i + offset]
-                f_right = packed_flux[i + offset + 1]
-                v_right = packed_var[i + offset + 1]
-                value = (f_right - f_left) * t + f_left
-                w0 = one - t
-                variance = w0 * w0 * v_left + (t * t) * v_right
-                if (not inside[i]) or variance > _VARIANCE_LIMIT or not ok:
-                    variance = inf
-                ivar_out = one / variance
-                bad = ivar_out <= 0
-                out_ivar[row, i] = ivar_out
-                out_flux[row, i] = one if bad else value
-                out_mask[row, i] = bad
-                n_bad += bad
-            start = stop
-        good_fraction[row] = one - np.float32(n_bad) / np.float32(n_pixels)
+        weighted[:] = 0.0
+        total[:] = 0.0
+        for a in range(len(fluxes)):
+            n_pixels = fluxes[a].shape[1]
+            n_bins = -(-n_pixels // bin_pixels)
+            size = bin_pixels * n_bins
+            start = offsets[a]
+            _normalise_arm_row(
+                fluxes[a][row], ivars[a][row], masks[a][row], taps, iterations, clip_sigma,
+                keep_fraction, left_weight, right_weight,
+                weighted[start:start + n_pixels], total[start:start + n_pixels],
+                w_flat[:size].reshape((bin_pixels, n_bins)),
+                wf_flat[:size].reshape((bin_pixels, n_bins)),
+                k_sqrt_w_flat[:size].reshape((bin_pixels, n_bins)),
+                sum_wf[:n_bins], sum_w[:n_bins], level[:n_bins], scaled[:n_bins], scratch)
+        good_fraction[row] = _merge_and_shift_row(
+            weighted, total, low, high, scale[row], shift[row], rest_frame_ok[row],
+            out_flux[row], out_ivar[row], out_mask[row], packed_flux, packed_var, left_index,
+            fraction, inside)
 
 
 @njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc"})
