@@ -142,7 +142,7 @@ def _normalise_arm_row(flux, ivar, mask, taps, iterations, clip_sigma, keep_frac
             inside = p < n_pixels  # the last bin's padding pixels weigh 0
             q = p if inside else n_pixels - 1
             weight = ivar[q]
-            weight = weight if (inside and mask[q] == 0 and weight > 0) else zero
+            weight = weight if (inside & (mask[q] == 0) & (weight > 0)) else zero
             product = flux[q] * weight
             good = np.isfinite(product)
             w_t[k, b] = weight if good else zero
@@ -204,22 +204,23 @@ def _merge_and_shift_row(weighted, total, low, high, scale, shift, rest_frame_ok
     arguments are (n_pixels,) work arrays."""
     n_pixels = weighted.size
     one = np.float32(1.0)
-    inf = np.float32(np.inf)
-    last_left = n_pixels - 2
-    # branch-free (vectorised) merge: divisions are computed everywhere, then selected
-    for p in range(n_pixels):
+    zero = np.float32(0.0)
+    last_left = np.float32(n_pixels - 2)
+    # branch-free (& and |, not "and"/"or"), so that every loop vectorises
+    for p in range(n_pixels):  # merge: divisions computed everywhere, then selected
         t_ = total[p]
         summed = weighted[p]
-        value = summed / t_ if t_ > 0 else summed
-        t_ = np.float32(0.0) if (value < low or value > high) else t_
+        positive = t_ > 0
+        value = summed / t_ if positive else summed
+        keep = positive & (value >= low) & (value <= high)
         packed_flux[p] = value
-        packed_var[p] = one / t_ if t_ > 0 else _BAD_VARIANCE
-    for i in range(n_pixels):  # positions: vectorised
+        packed_var[p] = one / t_ if keep else _BAD_VARIANCE
+    for i in range(n_pixels):  # observed-frame positions
         position = np.float32(i) * scale + shift
         left_float = np.floor(position)
         fraction[i] = position - left_float
-        inside[i] = left_float >= 0 and left_float <= last_left
-        left_index[i] = int(min(max(left_float, 0.0), last_left))
+        inside[i] = (left_float >= zero) & (left_float <= last_left)
+        left_index[i] = np.int32(min(max(left_float, zero), last_left))
     n_bad = 0
     start = 0
     while start < n_pixels:
@@ -227,22 +228,26 @@ def _merge_and_shift_row(weighted, total, low, high, scale, shift, rest_frame_ok
         stop = start + 1
         while stop < n_pixels and left_index[stop] - stop == offset:
             stop += 1
-        for i in range(start, stop):  # contiguous loads at i + offset: vectorised
-            t = fraction[i]
-            f_left = packed_flux[i + offset]
-            v_left = packed_var[i + offset]
-            f_right = packed_flux[i + offset + 1]
-            v_right = packed_var[i + offset + 1]
-            value = (f_right - f_left) * t + f_left
+        # contiguous slices (loads at i + offset): the loop vectorises instead of gathering
+        flux_left = packed_flux[start + offset:stop + offset]
+        flux_right = packed_flux[start + offset + 1:stop + offset + 1]
+        var_left = packed_var[start + offset:stop + offset]
+        var_right = packed_var[start + offset + 1:stop + offset + 1]
+        stretch_fraction = fraction[start:stop]
+        stretch_inside = inside[start:stop]
+        stretch_flux = out_flux[start:stop]
+        stretch_ivar = out_ivar[start:stop]
+        stretch_mask = out_mask[start:stop]
+        for j in range(stop - start):
+            t = stretch_fraction[j]
+            f_left = flux_left[j]
+            value = (flux_right[j] - f_left) * t + f_left
             w0 = one - t
-            variance = w0 * w0 * v_left + (t * t) * v_right
-            if (not inside[i]) or variance > _VARIANCE_LIMIT or not rest_frame_ok:
-                variance = inf
-            ivar_out = one / variance
-            bad = ivar_out <= 0
-            out_ivar[i] = ivar_out
-            out_flux[i] = one if bad else value
-            out_mask[i] = bad
+            variance = w0 * w0 * var_left[j] + (t * t) * var_right[j]
+            bad = (~stretch_inside[j]) | (variance > _VARIANCE_LIMIT) | (not rest_frame_ok)
+            stretch_ivar[j] = zero if bad else one / variance
+            stretch_flux[j] = one if bad else value
+            stretch_mask[j] = bad
             n_bad += bad
         start = stop
     return one - np.float32(n_bad) / np.float32(n_pixels)
@@ -276,7 +281,7 @@ def preprocess_rows(fluxes, ivars, masks, offsets, bin_pixels, taps, iterations,
     total = np.empty(n_grid, np.float32)
     packed_flux = np.empty(n_grid, np.float32)
     packed_var = np.empty(n_grid, np.float32)
-    left_index = np.empty(n_grid, np.int64)
+    left_index = np.empty(n_grid, np.int32)
     fraction = np.empty(n_grid, np.float32)
     inside = np.empty(n_grid, np.bool_)
     for row in range(n):
