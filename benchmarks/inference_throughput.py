@@ -104,9 +104,11 @@ import sys
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import psutil
 import yaml
 
@@ -430,7 +432,7 @@ def profile_stages(survey: Path, bundle: Any, n_files: int, out: Path) -> None:
     predictor = inference.BundlePredictor(bundle)
     settings = inference.InferenceSettings.from_params(inference_params(out, {"progress": False}))
     loaders = coadd_loaders(survey)
-    stages = ["read", "select + S/N + velocities", "preprocess", "network + distance",
+    stages = ["read", "select + velocities", "preprocess + S/N", "network + distance",
               "flags + Parquet write"]
     times = dict.fromkeys(stages, 0.0)
     cpu = dict.fromkeys(stages, 0.0)
@@ -482,7 +484,8 @@ def profile_stages(survey: Path, bundle: Any, n_files: int, out: Path) -> None:
 
 
 class _NoPrepare:
-    """A predictor whose prepare does nothing (to time selection and S/N alone)."""
+    """A predictor whose prepare does nothing (to time selection alone): it reports S/N 0,
+    as ``spectra.preprocess`` reports the S/N (timed with the preprocessing)."""
 
     def __init__(self, predictor):
         self._predictor = predictor
@@ -491,7 +494,7 @@ class _NoPrepare:
         return getattr(self._predictor, name)
 
     def prepare(self, coadd, vrad):
-        return None
+        return SimpleNamespace(meta=pd.DataFrame({"snr": np.zeros(coadd.n_spectra, np.float32)}))
 
 
 class _Fixed(_NoPrepare):

@@ -437,7 +437,10 @@ def prepare_partition(
         coadd = prepared_coadd = coadd.select(rows)
     fibermap = coadd.fibermap.iloc[rows] if whole and rows.size != coadd.n_spectra else coadd.fibermap
     vrad = vrad_all[rows]
-    snr = median_snr(coadd)[rows] if whole else median_snr(coadd)
+    # non-targets of a whole coadd go through too (their velocity may be missing: masked)
+    input_rows = rows if whole and rows.size != coadd.n_spectra else None
+    inputs = predictor.prepare(prepared_coadd, vrad_all if input_rows is not None else vrad)
+    snr = prepared_snr(inputs, prepared_coadd)
     fiberstatus = (
         np.asarray(fibermap["COADD_FIBERSTATUS"], dtype=np.int32)
         if "COADD_FIBERSTATUS" in fibermap.columns
@@ -452,15 +455,20 @@ def prepare_partition(
             "PROGRAM": np.full(rows.size, program, dtype=object),
             "HEALPIX": np.full(rows.size, healpix, dtype=np.int32),
             "COADD_FIBERSTATUS": fiberstatus,
-            "snr": snr,
+            "snr": snr if input_rows is None else snr[input_rows],
             "vrad_kms": vrad.astype(np.float64),
         }
     )
-    if whole and rows.size != coadd.n_spectra:
-        # non-targets go through too (their velocity may be missing: masked spectra)
-        inputs = predictor.prepare(prepared_coadd, vrad_all)
-        return PreparedPartition(partition_id, table, inputs, is_mock, input_rows=rows)
-    return PreparedPartition(partition_id, table, predictor.prepare(prepared_coadd, vrad), is_mock)
+    return PreparedPartition(partition_id, table, inputs, is_mock, input_rows=input_rows)
+
+
+def prepared_snr(inputs: Any, coadd: Any) -> np.ndarray:
+    """Median S/N per pixel of the prepared spectra: ``spectra.preprocess`` reports it in its
+    meta (computed while the arms are in cache); :func:`median_snr` of the coadd otherwise."""
+    meta = getattr(inputs, "meta", None)
+    if isinstance(meta, pd.DataFrame) and "snr" in meta.columns:
+        return meta["snr"].to_numpy(np.float32)
+    return median_snr(coadd)
 
 
 def finish_partition(

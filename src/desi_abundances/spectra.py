@@ -652,6 +652,8 @@ def _preprocess(coadd: CoaddSpectra, vrad_kms: np.ndarray, settings: dict[str, A
 
     Returns:
         :class:`Spectra`; meta = TARGETID, vrad_kms, rest_frame_ok, good_pixel_fraction,
+        snr (:func:`median_snr` of the input spectrum; the compiled path computes it while
+        the arms are in cache),
         ``meta.attrs["preprocessing"]`` = the full settings used and
         ``meta.attrs["is_mock"]`` = ``coadd.is_mock``.
 
@@ -682,14 +684,20 @@ def _preprocess(coadd: CoaddSpectra, vrad_kms: np.ndarray, settings: dict[str, A
 
     if fast is None:
         fast = FAST_PREPROCESS
-    run = _preprocess_compiled if fast else _preprocess_numpy
-    flux, ivar, mask, good_fraction = run(arms, grid, velocity, rest_frame_ok, settings)
+    if fast:
+        flux, ivar, mask, good_fraction, snr = _preprocess_compiled(
+            arms, grid, velocity, rest_frame_ok, settings)
+    else:
+        flux, ivar, mask, good_fraction = _preprocess_numpy(
+            arms, grid, velocity, rest_frame_ok, settings)
+        snr = median_snr_reference(coadd)
     meta = pd.DataFrame(
         {
             "TARGETID": coadd.fibermap["TARGETID"].to_numpy(),
             "vrad_kms": vrad_kms,
             "rest_frame_ok": rest_frame_ok,
             "good_pixel_fraction": good_fraction,
+            "snr": snr,
         }
     )
     meta.attrs["preprocessing"] = settings  # read by nn.predict.check_compatible
@@ -738,6 +746,7 @@ def _preprocess_compiled(arms: list, grid: np.ndarray, velocity: np.ndarray,
     ivar = np.empty((n_spectra, grid.size), np.float32)
     mask = np.empty((n_spectra, grid.size), bool)
     good_fraction = np.empty(n_spectra, np.float32)
+    snr = np.empty(n_spectra, np.float32)
     step = float(grid[1] - grid[0])
     beta = velocity / SPEED_OF_LIGHT_KMS
     scale = (1.0 + beta).astype(np.float32)
@@ -757,7 +766,7 @@ def _preprocess_compiled(arms: list, grid: np.ndarray, velocity: np.ndarray,
             settings["continuum_iterations"], np.float32(settings["clip_low_sigma"]),
             np.float32(1.0 - settings["clip_low_depth"]), plan.left_weight, plan.right_weight,
             low, high, scale[rows], shift[rows], rest_frame_ok[rows], flux[rows], ivar[rows],
-            mask[rows], good_fraction[rows])
+            mask[rows], good_fraction[rows], snr[rows])
 
     # the kernel releases the GIL: row chunks run in parallel threads (rows are independent)
     n_threads = min(PREPROCESS_THREADS, max(1, n_spectra // 64))
@@ -770,7 +779,7 @@ def _preprocess_compiled(arms: list, grid: np.ndarray, velocity: np.ndarray,
 
         with ThreadPoolExecutor(n_threads, thread_name_prefix="preprocess") as pool:
             list(pool.map(run, chunks))
-    return flux, ivar, mask, good_fraction
+    return flux, ivar, mask, good_fraction, snr
 
 
 def _plain(array: np.ndarray, dtype: type) -> np.ndarray:

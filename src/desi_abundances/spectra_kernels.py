@@ -256,11 +256,12 @@ def _merge_and_shift_row(weighted, total, low, high, scale, shift, rest_frame_ok
 @njit(cache=True, nogil=True, error_model="numpy")
 def preprocess_rows(fluxes, ivars, masks, offsets, bin_pixels, taps, iterations, clip_sigma,
                     keep_fraction, left_weight, right_weight, low, high, scale, shift,
-                    rest_frame_ok, out_flux, out_ivar, out_mask, good_fraction):
+                    rest_frame_ok, out_flux, out_ivar, out_mask, good_fraction, snr):
     """:func:`spectra.preprocess` of every row, one spectrum at a time: each arm
     continuum-normalised into the merged row (:func:`_normalise_arm_row`; arm ``a`` starts at
     grid pixel ``offsets[a]``), then merged and shifted to the rest frame into the outputs
-    (:func:`_merge_and_shift_row`).
+    (:func:`_merge_and_shift_row`); ``snr`` gets the median S/N per pixel of the input
+    arms (:func:`spectra.median_snr`, exactly), computed while the arms are in cache.
 
     ``fluxes``, ``ivars``, ``masks``: tuples of the arms' (n, n_pixels_arm) arrays. One
     spectrum's merged row and work arrays stay in cache: the inputs are read once and the
@@ -284,6 +285,13 @@ def preprocess_rows(fluxes, ivars, masks, offsets, bin_pixels, taps, iterations,
     left_index = np.empty(n_grid, np.int32)
     fraction = np.empty(n_grid, np.float32)
     inside = np.empty(n_grid, np.bool_)
+    n_arm_pixels = 0
+    for a in range(len(fluxes)):
+        n_arm_pixels += fluxes[a].shape[1]
+    ratios = np.empty(n_arm_pixels, np.float32)
+    keys = np.empty(n_arm_pixels, np.uint32)
+    candidates = np.empty(n_arm_pixels, np.uint32)
+    histograms = np.empty((4, 2048), np.int32)
     for row in range(n):
         weighted[:] = 0.0
         total[:] = 0.0
@@ -300,6 +308,14 @@ def preprocess_rows(fluxes, ivars, masks, offsets, bin_pixels, taps, iterations,
                 wf_flat[:size].reshape((bin_pixels, n_bins)),
                 k_sqrt_w_flat[:size].reshape((bin_pixels, n_bins)),
                 sum_wf[:n_bins], sum_w[:n_bins], level[:n_bins], scaled[:n_bins], scratch)
+        column = 0
+        n_good = 0
+        for a in range(len(fluxes)):
+            n_pixels = fluxes[a].shape[1]
+            n_good += _snr_of_row(fluxes[a][row], ivars[a][row], masks[a][row],
+                                  ratios[column:column + n_pixels])
+            column += n_pixels
+        snr[row] = _median_of_row(ratios, n_good, keys, candidates, histograms)
         good_fraction[row] = _merge_and_shift_row(
             weighted, total, low, high, scale[row], shift[row], rest_frame_ok[row],
             out_flux[row], out_ivar[row], out_mask[row], packed_flux, packed_var, left_index,
@@ -338,24 +354,32 @@ def standardise_and_distance(flux, ivar, mask, median, iqr, spread, inputs, dist
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def snr_per_pixel(flux, ivar, mask, out, column, n_good):
-    """``out[:, column:column + n_pixels] = flux * sqrt(ivar)`` (float32) at good pixels
-    (finite flux and ivar, ivar > 0, mask 0), +inf elsewhere (sorted after every good value);
-    ``n_good += good pixels`` per row. One pass of the first half of :func:`spectra.median_snr`.
-    (``out`` whole and C-ordered with a column offset, not a column slice: unit strides let
-    the loop vectorise.)"""
-    n, n_pixels = flux.shape
+def _snr_of_row(flux, ivar, mask, out):
+    """``out = flux * sqrt(ivar)`` (float32) at good pixels (finite flux and ivar, ivar > 0,
+    mask 0), +inf elsewhere (sorted after every good value), for one spectrum's arm (1-d,
+    contiguous); returns the number of good pixels."""
     inf = np.float32(np.inf)
+    count = 0
+    for p in range(flux.size):
+        f = flux[p]
+        v = ivar[p]
+        # & (not "and"): no branches, so the loop vectorises
+        good = np.isfinite(f) & np.isfinite(v) & (v > 0) & (mask[p] == 0)
+        out[p] = np.float32(math.sqrt(v)) * f if good else inf
+        count += good
+    return count
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def snr_per_pixel(flux, ivar, mask, out, column, n_good):
+    """:func:`_snr_of_row` of every row into ``out[:, column:column + n_pixels]`` (``out``
+    whole and C-ordered with a column offset, not a column slice: unit strides let the loop
+    vectorise); ``n_good += good pixels`` per row. The first half of
+    :func:`spectra.median_snr`."""
+    n, n_pixels = flux.shape
     for row in range(n):
-        count = 0
-        for p in range(n_pixels):
-            f = flux[row, p]
-            v = ivar[row, p]
-            # & (not "and"): no branches, so the loop vectorises
-            good = np.isfinite(f) & np.isfinite(v) & (v > 0) & (mask[row, p] == 0)
-            out[row, column + p] = np.float32(math.sqrt(v)) * f if good else inf
-            count += good
-        n_good[row] += count
+        n_good[row] += _snr_of_row(flux[row], ivar[row], mask[row],
+                                   out[row, column:column + n_pixels])
 
 
 _RADIX_LEVELS = ((21, 2048), (10, 2048), (0, 1024))
@@ -426,27 +450,33 @@ def _select_key(keys, n_keys, rank, candidates, histograms):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
+def _median_of_row(values, count, keys, candidates, histograms):
+    """Median of the ``count`` smallest of ``values`` (1-d float32; the rest +inf): the mean
+    of the two middle values in float32, as ``np.median``; 0 when ``count`` is 0. Exact (a
+    radix selection, no sort). Work arrays: ``keys``, ``candidates`` (values.size,) uint32,
+    ``histograms`` (4, 2048) int32."""
+    if count <= 0:
+        return np.float32(0.0)
+    n_pixels = values.size
+    _sortable_keys(values, keys)
+    low_rank = (count - 1) // 2
+    low, below, equal = _select_key(keys, n_pixels, low_rank, candidates, histograms)
+    high = low
+    if count % 2 == 0 and low_rank + 1 >= below + equal:  # the next larger key
+        high = np.uint32(0xFFFFFFFF)
+        for p in range(n_pixels):
+            key = keys[p]
+            high = key if (key > low and key < high) else high
+    return (_value_of_key(low) + _value_of_key(high)) / np.float32(2.0)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
 def median_of_rows(values, n_good, out):
-    """Median of the ``n_good[row]`` smallest values of each row (the good pixels' S/N; bad
-    ones are +inf, sorted after them): the mean of the two middle values in float32, as
-    ``np.median``; 0 when ``n_good`` is 0. Exact (a radix selection, no sort)."""
+    """:func:`_median_of_row` of each row of ``values`` with ``n_good[row]`` good values: the
+    second half of :func:`spectra.median_snr`."""
     n, n_pixels = values.shape
     keys = np.empty(n_pixels, np.uint32)
     candidates = np.empty(n_pixels, np.uint32)
     histograms = np.empty((4, 2048), np.int32)
-    two = np.float32(2.0)
     for row in range(n):
-        count = n_good[row]
-        if count <= 0:
-            out[row] = 0.0
-            continue
-        _sortable_keys(values[row], keys)
-        low_rank = (count - 1) // 2
-        low, below, equal = _select_key(keys, n_pixels, low_rank, candidates, histograms)
-        high = low
-        if count % 2 == 0 and low_rank + 1 >= below + equal:  # the next larger key
-            high = np.uint32(0xFFFFFFFF)
-            for p in range(n_pixels):
-                key = keys[p]
-                high = key if (key > low and key < high) else high
-        out[row] = (_value_of_key(low) + _value_of_key(high)) / two
+        out[row] = _median_of_row(values[row], n_good[row], keys, candidates, histograms)

@@ -164,8 +164,8 @@ def assemble_training_set(coadd: CoaddSpectra, metadata: pd.DataFrame, labels: p
     enough = processed.meta["good_pixel_fraction"].to_numpy() >= min_good_pixel_fraction
     enough &= processed.meta["rest_frame_ok"].to_numpy(bool)
     processed = processed.select(np.flatnonzero(enough))
-    meta = processed.meta.copy()
-    meta.insert(1, "snr", snr[rows][enough].astype(np.float32))
+    meta = processed.meta.copy()  # its snr is median_snr of the same spectra
+    meta = meta[["TARGETID", "snr"] + [c for c in meta.columns if c not in ("TARGETID", "snr")]]
     columns = ["TARGETID"] + [c for n in label_names for c in (n, f"{n}_err")]
     meta = meta.merge(labels[columns], on="TARGETID", how="left", validate="one_to_one")
     meta.attrs = dict(processed.meta.attrs)
