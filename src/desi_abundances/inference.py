@@ -115,7 +115,7 @@ class InferenceSettings:
     threads_per_worker: int = 1
     processes: bool = True
     torch_threads: int | None = None
-    prefetch: int = 1
+    prefetch: int = 2
     max_in_flight_per_thread: int = 2
     on_error: str = "raise"
     progress: bool = True
