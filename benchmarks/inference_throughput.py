@@ -56,6 +56,19 @@ spectrum ...}}}``; the headline keys are those of the first ``--page-cache`` sta
 by default). Other processes may load the CPU: the load average (``os.getloadavg``) is
 printed before and after.
 
+Measured 2026-11-25 (third session), two runs, defaults (``prefetch: 2``), trained bundle
+(refinement on 2,048 pixels), load average 0.9-2.1:
+
+- cold: read 12,800-13,500 spectra/s, forward 24,800-25,200 spectra/s, ceiling 8,500-8,750
+  spectra/s; end to end 6,167-6,429 spectra/s (ratio 0.73), peak RSS 1,186-1,209 MB.
+- warm: read 36,500-37,600 spectra/s, ceiling 14,900 spectra/s; end to end 6,812-6,883
+  spectra/s (ratio 0.46), peak RSS 1,482-1,507 MB.
+- CPU per spectrum: read 27-36 us, forward 72-73 us, end to end 265-294 us (was 334-371):
+  ``spectra_kernels.preprocess_rows`` (one spectrum at a time from the arms to the outputs,
+  the S/N with it), branch-free vectorised loops, an exact radix-select median instead of a
+  row sort; ``--profile``: preprocess + S/N 93 us CPU (50 us wall on 2 threads), network +
+  distance 93 us (2 torch threads), read 50 us (cold), flags + Parquet 12 us.
+
 Measured 2026-11-25 (second session), background synthesis paused, both page-cache states in
 one run each. With the refinement step on 2,048 pixels (the default), batches of 2,048, load
 average 2.2-2.9 (other users):

@@ -2,16 +2,23 @@
 
 Each kernel is a fused, row-by-row version of a numpy reference implementation that stays
 the definition of the result: :func:`spectra.normalise_arm` / :func:`spectra.shift_to_rest_frame`
-(the ``spectra.preprocess`` reference path) and
+(the ``spectra.preprocess`` reference path), :func:`spectra.median_snr_reference`, and
 ``nn.predict.standardise`` / ``nn.predict.input_distance``. The kernels repeat the reference's
-float32 operations in the same order, so results agree to float32 rounding (the Gaussian
-smoothing accumulates in float64, as ``scipy.ndimage`` does) and masks are identical;
+float32 operations, so results agree to float32 rounding and masks are identical; only the
+order of some float64 sums differs (the Gaussian smoothing, which accumulates in float64 as
+``scipy.ndimage`` does, adds symmetric tap pairs; the input distance's sum is reassociated
+to vectorise). The median S/N is exact (a radix selection, equal to a sort).
 ``tests/features/test_fast_preprocess.py`` and ``tests/inference/test_speed_paths.py`` check it.
 
-Why: the numpy versions make a dozen passes over (n, 7781) float32 temporaries per step;
-fused loops touch each pixel a few times while it is in cache. ``nogil=True`` lets the
-inference reader thread run them while torch runs the network; ``cache=True`` keeps the
-compiled code in ``__pycache__`` so only the first process ever compiles.
+Why: the numpy versions make a dozen passes over (n, 7781) float32 temporaries per step.
+:func:`preprocess_rows` reads each spectrum's arms once, keeps the merged row and every work
+array in cache, and writes the outputs once (a pass over a coadd's arrays costs ~1.5 ns per
+pixel from memory; the arithmetic in cache is cheaper). The loops are written branch-free
+(``&``/``|``, selects) over contiguous arrays so that LLVM vectorises them: numba's
+short-circuit ``and``/``or``, strided views and negative-index wraparound each stop that.
+``nogil=True`` lets the inference reader threads run them while torch runs the network;
+``cache=True`` keeps the compiled code in ``__pycache__`` so only the first process ever
+compiles.
 """
 from __future__ import annotations
 
