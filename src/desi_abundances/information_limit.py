@@ -47,7 +47,7 @@ from matplotlib.ticker import NullFormatter
 
 from desi_abundances.constants import label_unit
 from desi_abundances.cramer_rao import cramer_rao_from_fisher, fisher_matrix, project_jacobian
-from desi_abundances.metrics import robust_std
+from desi_abundances.metrics import format_value, robust_std
 
 NO_INFORMATION = "no information"
 """Status of a label whose bound is infinite (the spectrum does not respond to it)."""
@@ -511,20 +511,12 @@ ASSUMPTIONS = (
 )
 
 
-def _fmt(value: Any, digits: int = 3) -> str:
-    if value is None or (isinstance(value, float) and not np.isfinite(value)):
-        return "-"
-    if isinstance(value, (int, np.integer)):
-        return str(int(value))
-    return f"{value:.{digits}g}"
-
-
 def _ratio_text(values: Mapping[str, Any]) -> str:
     """'3.5 (2.9-4.1)': the ratio and its bootstrap 68% interval."""
     interval = values.get("ratio_68")
     if interval is None or any(v is None for v in interval):
-        return _fmt(values.get("ratio"))
-    return f"{_fmt(values['ratio'], 2)} ({_fmt(interval[0], 2)}-{_fmt(interval[1], 2)})"
+        return format_value(values.get("ratio"))
+    return f"{format_value(values['ratio'], 2)} ({format_value(interval[0], 2)}-{format_value(interval[1], 2)})"
 
 
 def range_text(window: Mapping[str, Any]) -> str:
@@ -572,11 +564,11 @@ def summary_markdown(report: Mapping[str, Any], labels: Sequence[str]) -> str:
             for w in windows:
                 v = entry["by_snr"][w["name"]]
                 info = v["status"] == NO_INFORMATION
-                row += (f" {v['n_scatter']} | {_fmt(v['network_robust_std'])} | "
-                        f"{_fmt(v['apogee_label_robust_std'])} | "
-                        f"{'inf' if info else _fmt(v['median_crb'])} | "
+                row += (f" {v['n_scatter']} | {format_value(v['network_robust_std'])} | "
+                        f"{format_value(v['apogee_label_robust_std'])} | "
+                        f"{'inf' if info else format_value(v['median_crb'])} | "
                         f"{NO_INFORMATION if info else _ratio_text(v)} | "
-                        f"{'-' if info else _fmt(v['ratio_net_of_apogee'])} |")
+                        f"{'-' if info else format_value(v['ratio_net_of_apogee'])} |")
             lines.append(row)
         lines.append("")
     if bins:
@@ -590,7 +582,7 @@ def summary_markdown(report: Mapping[str, Any], labels: Sequence[str]) -> str:
         for label in labels:
             entry = report["labels"][label]
             cells = [NO_INFORMATION if entry["by_snr"][b["name"]]["status"] == NO_INFORMATION
-                     else _fmt(entry["by_snr"][b["name"]]["ratio"]) for b in bins]
+                     else format_value(entry["by_snr"][b["name"]]["ratio"]) for b in bins]
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)

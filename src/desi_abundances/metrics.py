@@ -323,7 +323,9 @@ def best_method_per_label(
     return best
 
 
-def _format(value: Any, digits: int = 3) -> str:
+def format_value(value: Any, digits: int = 3) -> str:
+    """A number for a Markdown table: ``digits`` significant digits, integers as they are,
+    "-" for None and non-finite values."""
     if value is None or (isinstance(value, float) and not np.isfinite(value)):
         return "-"
     if isinstance(value, (int, np.integer)):
@@ -371,11 +373,11 @@ def summary_markdown(
         row = [label, units.get(label, label_unit(label))]
         for method in methods:
             stats = metrics_by_method[method].get(label, {})
-            robust = _format(stats.get("robust_std"))
+            robust = format_value(stats.get("robust_std"))
             if best.get(label) == method:
                 robust = f"**{robust}**"
-            row += [robust, _format(stats.get("bias")), _format(stats.get("z_std")),
-                    _format(stats.get("coverage_68"))]
+            row += [robust, format_value(stats.get("bias")), format_value(stats.get("z_std")),
+                    format_value(stats.get("coverage_68"))]
             counts[label] = max(counts[label], int(stats.get("n", 0) or 0))
         row += [str(counts[label]), best.get(label) or "-"]
         lines.append("| " + " | ".join(row) + " |")
