@@ -412,17 +412,18 @@ def _value_of_key(key):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _select_key(keys, n_keys, rank, candidates, histograms):
-    """The ``rank``-th smallest (0-based) of ``keys[:n_keys]``, by radix selection: three
+def _select_key(keys, rank, candidates, histograms):
+    """The ``rank``-th smallest (0-based) of ``keys``, by radix selection: three
     passes, each histogramming (4 interleaved sub-histograms, so runs of equal bins do not
     stall on one counter) only the keys that share the previous levels' bits.
 
     Returns ``(key, below, equal)``: the key, how many keys are smaller and how many equal."""
     prefix = np.uint32(0)
     high_mask = np.uint32(0)
-    n = n_keys
+    n = keys.size
     source = keys
     below = 0
+    count = 0
     for level in range(3):
         shift = np.uint32(_RADIX_LEVELS[level][0])
         n_bins = _RADIX_LEVELS[level][1]
@@ -451,9 +452,7 @@ def _select_key(keys, n_keys, rank, candidates, histograms):
         below += cumulative
         prefix |= np.uint32(chosen) << shift
         high_mask |= bin_mask << shift
-        if level == 2:
-            return prefix, below, count
-    return prefix, below, 0
+    return prefix, below, count  # count: keys in the last level's bin, all equal to prefix
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -467,7 +466,7 @@ def _median_of_row(values, count, keys, candidates, histograms):
     n_pixels = values.size
     _sortable_keys(values, keys)
     low_rank = (count - 1) // 2
-    low, below, equal = _select_key(keys, n_pixels, low_rank, candidates, histograms)
+    low, below, equal = _select_key(keys, low_rank, candidates, histograms)
     high = low
     if count % 2 == 0 and low_rank + 1 >= below + equal:  # the next larger key
         high = np.uint32(0xFFFFFFFF)
