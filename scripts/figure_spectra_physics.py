@@ -3,7 +3,7 @@ halo giant.
 
 For each target (Teff K, log g dex, [Fe/H] dex) the NEAREST star of the committed Turbospectrum
 library (``data/spectral_library/chunks``; distance in units of 500 K, 0.5 dex, 0.25 dex) is
-shown, degraded to DESI's resolution on each arm's pixels (``mock.instrument.lsf_matrix``),
+shown, degraded to DESI's resolution on each arm's pixels (``desi.instrument.lsf_matrix``),
 beside the emulator's and the analytic model's spectra for the SAME labels (the library
 star's), degraded the same way. The library spectra are synthetic (1D LTE Turbospectrum
 with MARCS atmospheres), not observations. Wavelengths in vacuum Angstrom, flux continuum-
@@ -25,7 +25,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from desi_abundances.constants import ARMS, arm_wavelength
-from desi_abundances.mock.instrument import lsf_matrix
+from desi_abundances.desi.instrument import lsf_matrix
 from desi_abundances.mock.spectral_model import build_spectral_model
 from desi_abundances.synthesis.library import LIBRARY_RESOLVING_POWER, read_library
 

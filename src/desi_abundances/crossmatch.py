@@ -37,7 +37,8 @@ from desi_abundances.constants import (
     ASPCAPFLAG_STAR_BAD_BIT,
     EXTRATARG_DUPLICATE_BIT,
 )
-from desi_abundances.ingestion import NO_GAIA_ID, gaia_source_ids, propagate_positions
+from desi_abundances.desi.astrometry import propagate_positions
+from desi_abundances.ingestion import NO_GAIA_ID, gaia_source_ids
 
 logger = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ What the bound is (read before quoting a number):
 * J = d(normalised flux) / d(labels) of the model that GENERATED the spectra (for the mock
   survey: ``mock_survey.spectral_model``, the analytic model by default), taken through the
   instrument's line-spread function and resampling onto the rest-frame brz lattice the
-  network sees (``mock.instrument.lsf_matrix``), at the star's reference (APOGEE) labels.
+  network sees (``desi.instrument.lsf_matrix``), at the star's reference (APOGEE) labels.
   ivar is the star's preprocessed inverse variance (0 at masked pixels).
 * Assumed: that model is exact, the noise is Gaussian with that ivar, and the continuum
   normalisation and the Doppler shift are KNOWN (not fitted). The pipeline instead divides by
@@ -174,7 +174,7 @@ def lattice_projection(model_wavelength: np.ndarray, model_resolving_power: floa
     resolution) and resampling onto ``wavelength``, as the mock survey applies it. The
     rest-frame lattice is used directly (the Doppler shift is treated as known; DESI's
     resolving power changes by < 0.2% over a 500 km/s shift)."""
-    from desi_abundances.mock.instrument import lsf_matrix
+    from desi_abundances.desi.instrument import lsf_matrix
 
     return lsf_matrix(model_wavelength, wavelength, model_resolving_power).astype(np.float64)
 

@@ -3,13 +3,15 @@
 From raw survey products to the candidate training spectra:
 
 * which FIBERMAP rows are usable stellar targets (:func:`stellar_target_mask`);
-* where a coadd comes from (:func:`coadd_provenance`: SURVEY, PROGRAM, HEALPIX);
+* where a coadd comes from (:func:`coadd_provenance`: SURVEY, PROGRAM, HEALPIX, by the rule
+  of :mod:`desi_abundances.desi.provenance`);
 * the MWS value-added catalogue as one table keyed on (TARGETID, SURVEY, PROGRAM)
   (:func:`mws_table`) and its join onto the spectra (:func:`join_mws`);
 * a coarse, generous pre-selection of the spectra that may have an APOGEE counterpart
   (:func:`near_apogee_mask`), so that the stacked file holds candidate training stars rather
   than a whole release (the crossmatch pipeline decides precisely);
-* the radial velocity to trust (:func:`trusted_vrad_kms`);
+* the radial velocity to trust (:func:`trusted_vrad_kms`, :mod:`desi_abundances.desi.velocity`,
+  the rule inference uses too);
 * stacking the selected spectra in bounded memory (:class:`CoaddStack`).
 
 Angles in degrees, separations in arcsec, proper motions in mas/yr, velocities in km/s.
@@ -17,7 +19,6 @@ Angles in degrees, separations in arcsec, proper motions in mas/yr, velocities i
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any, Iterable, Mapping
 
 import numpy as np
@@ -26,18 +27,17 @@ from astropy import units as u
 from astropy.coordinates import SkyCoord
 
 from desi_abundances.constants import ALL_LABEL_COLUMNS
+from desi_abundances.desi.astrometry import propagate_positions
+from desi_abundances.desi.provenance import ProvenanceError, normalise_keys
+from desi_abundances.desi.provenance import coadd_provenance as _coadd_provenance
 from desi_abundances.spectra import ArmSpectra, CoaddSpectra
 
 logger = logging.getLogger(__name__)
-
-MAS_PER_DEGREE = 3.6e6
 
 NO_GAIA_ID = -1
 """Value of GAIA_SOURCE_ID for spectra without a Gaia (E)DR3 counterpart."""
 
 MWS_KEY_COLUMNS = ("TARGETID", "SURVEY", "PROGRAM")
-
-_COADD_NAME = re.compile(r"coadd-(?P<survey>[a-z0-9]+)-(?P<program>[a-z]+)-(?P<healpix>\d+)")
 
 
 class IngestionError(ValueError):
@@ -103,24 +103,17 @@ def stellar_target_mask(fibermap: pd.DataFrame, selection: Mapping[str, Any], wh
 
 
 def coadd_provenance(partition_id: str, header: Mapping[str, Any]) -> dict[str, Any]:
-    """SURVEY, PROGRAM and HEALPIX of one coadd, from its header (SURVEY, PROGRAM, HPXPIXEL)
-    or else from its file name ``coadd-{survey}-{program}-{healpix}``.
+    """SURVEY, PROGRAM (lower case, stripped) and HEALPIX of one coadd, from its header
+    (SURVEY, PROGRAM, HPXPIXEL) or else its file name (``desi.provenance.coadd_provenance``).
 
     Raises:
         IngestionError: when neither tells.
     """
-    survey, program, healpix = header.get("SURVEY"), header.get("PROGRAM"), header.get("HPXPIXEL")
-    match = _COADD_NAME.search(partition_id)
-    if match:
-        survey = survey or match["survey"]
-        program = program or match["program"]
-        healpix = healpix if healpix is not None else int(match["healpix"])
-    if not survey or not program or healpix is None:
-        raise IngestionError(
-            f"coadd {partition_id!r}: no SURVEY/PROGRAM/HPXPIXEL in its header and a name "
-            "that is not coadd-{survey}-{program}-{healpix}"
-        )
-    return {"SURVEY": str(survey).strip(), "PROGRAM": str(program).strip(), "HEALPIX": int(healpix)}
+    try:
+        survey, program, healpix = _coadd_provenance(header, partition_id)
+    except ProvenanceError as exc:
+        raise IngestionError(str(exc)) from exc
+    return {"SURVEY": survey, "PROGRAM": program, "HEALPIX": healpix}
 
 
 def mws_table(mws_catalogue: Mapping[str, pd.DataFrame], rvtab_columns: Iterable[str]) -> pd.DataFrame:
@@ -144,6 +137,8 @@ def mws_table(mws_catalogue: Mapping[str, pd.DataFrame], rvtab_columns: Iterable
         logger.warning("MWS catalogue RVTAB lacks %s; they will be missing downstream", absent)
     table = strip_strings(rvtab[list(MWS_KEY_COLUMNS) + [c for c in wanted if c in rvtab.columns]])
     table = table.reset_index(drop=True)
+    for key in ("SURVEY", "PROGRAM"):  # joined on as the coadds' provenance is: lower case
+        table[key] = normalise_keys(table[key])
     gaia = mws_catalogue.get("GAIA")
     if gaia is not None and "SOURCE_ID" in gaia.columns:
         if len(gaia) != len(rvtab):
@@ -217,48 +212,6 @@ def join_mws(spectra: pd.DataFrame, mws: pd.DataFrame, keys: pd.MultiIndex | Non
         else:
             joined[column] = np.where(found, values, None)
     return joined
-
-
-def trusted_vrad_kms(table: pd.DataFrame) -> np.ndarray:
-    """VRAD in km/s where RVSpecFit succeeded (SUCCESS) without warning (RVS_WARN == 0),
-    else NaN."""
-    if not {"VRAD", "RVS_WARN", "SUCCESS"} <= set(table.columns):
-        return np.full(len(table), np.nan)
-    vrad = pd.to_numeric(table["VRAD"], errors="coerce").to_numpy(dtype=float)
-    warn = pd.to_numeric(table["RVS_WARN"], errors="coerce").to_numpy(dtype=float)
-    success = table["SUCCESS"].fillna(False).to_numpy().astype(bool)
-    good = (warn == 0) & success & np.isfinite(vrad)
-    return np.where(good, vrad, np.nan)
-
-
-def propagate_positions(
-    ra_deg: np.ndarray,
-    dec_deg: np.ndarray,
-    pmra_masyr: np.ndarray,
-    pmdec_masyr: np.ndarray,
-    from_epoch_yr: np.ndarray | float,
-    to_epoch_yr: float,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Move positions linearly along their proper motions to ``to_epoch_yr``.
-
-    ``pmra_masyr`` is mu_alpha* (includes cos dec), as in Gaia and DESI. Rows without a finite
-    proper motion or epoch (or with epoch <= 0, DESI's value for no astrometry) stay put.
-    Linear motion is exact to far below a milliarcsec over decades except near the poles.
-
-    Returns:
-        (ra_deg, dec_deg) at ``to_epoch_yr``.
-    """
-    ra = np.asarray(ra_deg, dtype=float)
-    dec = np.asarray(dec_deg, dtype=float)
-    pmra = np.asarray(pmra_masyr, dtype=float)
-    pmdec = np.asarray(pmdec_masyr, dtype=float)
-    epoch = np.broadcast_to(np.asarray(from_epoch_yr, dtype=float), ra.shape)
-    movable = np.isfinite(pmra) & np.isfinite(pmdec) & np.isfinite(epoch) & (epoch > 0)
-    dt_yr = np.where(movable, to_epoch_yr - np.where(movable, epoch, 0.0), 0.0)
-    cos_dec = np.maximum(np.cos(np.radians(dec)), 1e-9)
-    new_dec = dec + np.where(movable, pmdec, 0.0) * dt_yr / MAS_PER_DEGREE
-    new_ra = ra + np.where(movable, pmra, 0.0) * dt_yr / (MAS_PER_DEGREE * cos_dec)
-    return np.mod(new_ra, 360.0), np.clip(new_dec, -90.0, 90.0)
 
 
 class ApogeeNeighbours:

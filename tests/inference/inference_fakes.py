@@ -1,7 +1,7 @@
 """Tiny coadds, a tiny MWS table and a fake predictor for the inference tests.
 
 The coadds are real DESI-layout FITS files (written by ``DesiCoaddDataset``) on short
-wavelength grids, so the tests exercise the real reader and PartitionedDataset.
+wavelength grids, so the tests exercise the real listing (``desi.naming``) and reader.
 """
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from kedro_datasets.partitions import PartitionedDataset
-
-from desi_abundances.io.desi_coadd import DesiCoaddDataset
+from desi_abundances.desi.naming import list_coadds
+from desi_abundances.inference import prepare
+from desi_abundances.io.desi_coadd import DesiCoaddDataset, read_coadd
 from desi_abundances.spectra import ArmSpectra, CoaddSpectra
 
 LABELS = ["teff", "logg", "fe_h"]
@@ -64,13 +64,9 @@ def write_survey(root: Path, healpixels: list[int], n_spectra: int = 4) -> dict[
     return coadds
 
 
-def coadd_partitions(root: Path) -> dict:
-    """The coadds under ``root`` as a PartitionedDataset loads them (lazy loaders)."""
-    return PartitionedDataset(
-        path=str(root),
-        dataset={"type": "desi_abundances.io.desi_coadd.DesiCoaddDataset"},
-        filename_suffix=".fits",
-    ).load()
+def coadd_partitions(root: Path) -> dict[str, Path]:
+    """The coadds under ``root`` as inference gets them: ``{partition_id: path}``."""
+    return dict(list_coadds(root).coadds)
 
 
 def rvtab(coadds: dict[int, CoaddSpectra]) -> pd.DataFrame:
@@ -118,28 +114,28 @@ class FakePredictor:
         return pd.DataFrame(table)
 
 
-class CountingLoaders(dict):
-    """``{partition_id: loader}`` whose loaders count the coadds alive at once (weakrefs)."""
+class CountingReader:
+    """Replaces inference's coadd reader: counts the coadds read (``loaded``: partition ids
+    below ``root``) and those alive at once (weakrefs); ``fail``: ids whose read raises."""
 
-    def __init__(self, loaders: dict):
-        super().__init__()
+    def __init__(self, monkeypatch, root: Path, fail: tuple[str, ...] = ()):
+        self.root = Path(root)
+        self.fail = set(fail)
         self.alive = 0
         self.max_alive = 0
         self.loaded: list[str] = []
-        for pid, load in loaders.items():
-            self[pid] = self._counting(pid, load)
+        monkeypatch.setattr(prepare, "read_coadd", self.read)
 
-    def _counting(self, pid, load):
-        def counted():
-            coadd = load()
-            self.loaded.append(pid)
-            self.alive += 1
-            self.max_alive = max(self.max_alive, self.alive)
-            weakref.finalize(coadd, self._release)
-            return coadd
-
-        counted.__self__ = getattr(load, "__self__", None)  # the dataset, as a bound load has
-        return counted
+    def read(self, path, **options):
+        pid = Path(path).relative_to(self.root).with_suffix("").as_posix()
+        if pid in self.fail:
+            raise OSError("disk on fire")
+        coadd = read_coadd(path, **options)
+        self.loaded.append(pid)
+        self.alive += 1
+        self.max_alive = max(self.max_alive, self.alive)
+        weakref.finalize(coadd, self._release)
+        return coadd
 
     def _release(self) -> None:
         self.alive -= 1

@@ -15,15 +15,11 @@ from kedro.io import DataCatalog
 from kedro.runner import SequentialRunner
 
 from desi_abundances.constants import arm_wavelength, brz_wavelength
-from desi_abundances.inference import (
-    FLAG_BITS,
-    BundleMismatchError,
-    BundlePredictor,
-    bundle_fingerprint,
-)
+from desi_abundances.inference import FLAG_BITS
 from desi_abundances.io.desi_coadd import DesiCoaddDataset
 from desi_abundances.io.fits_table import FitsTableDataset
 from desi_abundances.io.model_bundle import ModelBundleDataset
+from desi_abundances.nn.adapter import BundleMismatchError, BundlePredictor, bundle_fingerprint
 from desi_abundances.nn.bundle import ModelBundle, current_versions
 from desi_abundances.nn.network import architecture_for, build_network
 from desi_abundances.pipelines.inference.pipeline import create_pipeline

@@ -21,7 +21,7 @@ from desi_abundances.inference import (
 )
 from inference_fakes import (
     LABELS,
-    CountingLoaders,
+    CountingReader,
     FakePredictor,
     coadd_partitions,
     partition_id,
@@ -91,7 +91,7 @@ def test_run_writes_per_coadd_tables_and_vac(survey, tmp_path):
         hdul.verify("exception")
 
 
-def test_rerun_does_nothing_new(survey, tmp_path, caplog):
+def test_rerun_does_nothing_new(survey, tmp_path, caplog, monkeypatch):
     root, coadds = survey
     settings = settings_for(tmp_path)
     first = run_inference(coadd_partitions(root), FakePredictor(), velocities(coadds), settings, LABELS)
@@ -99,9 +99,9 @@ def test_rerun_does_nothing_new(survey, tmp_path, caplog):
     mtimes = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()}
 
     predictor = FakePredictor()
-    loaders = CountingLoaders(coadd_partitions(root))
+    loaders = CountingReader(monkeypatch, root)
     with caplog.at_level(logging.INFO, logger="desi_abundances"):
-        again = run_inference(loaders, predictor, velocities(coadds), settings, LABELS)
+        again = run_inference(coadd_partitions(root), predictor, velocities(coadds), settings, LABELS)
         summary = build_value_added_catalogue(again, settings.vac_filepath)
     assert again["n_processed"] == 0 and again["n_already_complete"] == 6
     assert loaders.loaded == [] and predictor.calls == 0 and not summary["rebuilt"]
@@ -109,7 +109,7 @@ def test_rerun_does_nothing_new(survey, tmp_path, caplog):
     assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()} == mtimes
 
 
-def test_rerun_after_crash_redoes_only_missing_partial_and_stale(survey, tmp_path):
+def test_rerun_after_crash_redoes_only_missing_partial_and_stale(survey, tmp_path, monkeypatch):
     root, coadds = survey
     settings = settings_for(tmp_path)
     reference = run_inference(coadd_partitions(root), FakePredictor(), velocities(coadds), settings, LABELS)
@@ -124,8 +124,8 @@ def test_rerun_after_crash_redoes_only_missing_partial_and_stale(survey, tmp_pat
     os.remove(settings.vac_filepath)
     kept = {h: paths[h].stat().st_mtime_ns for h in (10010, 10013, 10014, 10015)}
 
-    loaders = CountingLoaders(coadd_partitions(root))
-    report = run_inference(loaders, FakePredictor(), velocities(coadds), settings, LABELS)
+    loaders = CountingReader(monkeypatch, root)
+    report = run_inference(coadd_partitions(root), FakePredictor(), velocities(coadds), settings, LABELS)
     assert sorted(loaders.loaded) == sorted([partition_id(10011), partition_id(10012)])
     assert report["n_processed"] == 2 and report["n_already_complete"] == 4
     assert {h: paths[h].stat().st_mtime_ns for h in kept} == kept
@@ -141,8 +141,8 @@ def test_rerun_after_crash_redoes_only_missing_partial_and_stale(survey, tmp_pat
     changed = make_coadd(10014, n_spectra=4, seed=99)
     DesiCoaddDataset(str(rewritten)).save(changed)
     try:
-        loaders = CountingLoaders(coadd_partitions(root))
-        report = run_inference(loaders, FakePredictor(), velocities(coadds), settings, LABELS)
+        loaders = CountingReader(monkeypatch, root)
+        report = run_inference(coadd_partitions(root), FakePredictor(), velocities(coadds), settings, LABELS)
         assert loaders.loaded == [partition_id(10014)] and report["n_processed"] == 1
         np.testing.assert_allclose(
             pd.read_parquet(paths[10014])["teff"], changed.arms["B"].flux[:3].mean(axis=1), rtol=1e-6
@@ -151,19 +151,15 @@ def test_rerun_after_crash_redoes_only_missing_partial_and_stale(survey, tmp_pat
         DesiCoaddDataset(str(rewritten)).save(coadds[10014])
 
     # another bundle: every output is stale and redone
-    loaders = CountingLoaders(coadd_partitions(root))
-    report = run_inference(loaders, FakePredictor(version="v2"), velocities(coadds), settings, LABELS)
+    loaders = CountingReader(monkeypatch, root)
+    report = run_inference(coadd_partitions(root), FakePredictor(version="v2"), velocities(coadds), settings, LABELS)
     assert report["n_processed"] == 6 and len(loaders.loaded) == 6
 
 
-def test_selection_and_failed_partition(survey, tmp_path):
+def test_selection_and_failed_partition(survey, tmp_path, monkeypatch):
     root, coadds = survey
-    loaders = dict(coadd_partitions(root))
-
-    def broken():
-        raise OSError("disk on fire")
-
-    loaders[partition_id(10012)] = broken
+    loaders = coadd_partitions(root)
+    CountingReader(monkeypatch, root, fail=(partition_id(10012),))
     settings = settings_for(tmp_path, healpix=(10011, 10012, 10013))
     with pytest.raises(InferenceError, match=f"partition {partition_id(10012)} failed.*disk on fire"):
         run_inference(loaders, FakePredictor(), velocities(coadds), settings, LABELS)
@@ -186,13 +182,13 @@ def surveys_of_3_and_12(tmp_path_factory):
 
 
 @pytest.mark.parametrize("prefetch", [0, 1, 2])
-def test_memory_does_not_grow_with_partitions(surveys_of_3_and_12, tmp_path, prefetch):
+def test_memory_does_not_grow_with_partitions(surveys_of_3_and_12, tmp_path, prefetch, monkeypatch):
     """At most prefetch + 1 coadds are alive at once, for 3 or 12 partitions alike."""
     max_alive = {}
     for n, (root, coadds) in surveys_of_3_and_12.items():
-        loaders = CountingLoaders(coadd_partitions(root))
+        loaders = CountingReader(monkeypatch, root)
         settings = settings_for(tmp_path / f"out{n}", prefetch=prefetch)
-        run_inference(loaders, FakePredictor(), velocities(coadds), settings, LABELS)
+        run_inference(coadd_partitions(root), FakePredictor(), velocities(coadds), settings, LABELS)
         assert len(loaders.loaded) == n and loaders.alive == 0
         max_alive[n] = loaders.max_alive
     assert 1 <= max_alive[3] <= prefetch + 1 and 1 <= max_alive[12] <= prefetch + 1

@@ -86,7 +86,7 @@ def test_whole_coadd_path_gives_the_same_table_as_selecting_rows(monkeypatch):
     settings = inference.InferenceSettings()
     tables = {}
     for fraction in (0.5, 1.01):                  # whole coadd, then a selected copy
-        monkeypatch.setattr(inference, "WHOLE_COADD_FRACTION", fraction)
+        monkeypatch.setattr(inference.prepare, "WHOLE_COADD_FRACTION", fraction)
         prepared = inference.prepare_partition(coadd, partition_id(10020), FakePredictor(), lookup, settings)
         assert (prepared.input_rows is not None) == (fraction < 1)
         tables[fraction] = inference.finish_partition(prepared, FakePredictor(), settings)

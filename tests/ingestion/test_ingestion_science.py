@@ -13,9 +13,7 @@ from desi_abundances.ingestion import (
     join_mws,
     mws_table,
     near_apogee_mask,
-    propagate_positions,
     stellar_target_mask,
-    trusted_vrad_kms,
 )
 from survey_tables import make_apogee, make_mws
 
@@ -46,6 +44,8 @@ def test_coadd_provenance_from_header_or_file_name():
     assert coadd_provenance("anything", header) == {"SURVEY": "main", "PROGRAM": "backup", "HEALPIX": 27247}
     name = "sv3/bright/272/27247/coadd-sv3-bright-27247"
     assert coadd_provenance(name, {}) == {"SURVEY": "sv3", "PROGRAM": "bright", "HEALPIX": 27247}
+    # one rule with inference: stripped, lower case (as DESI writes them)
+    assert coadd_provenance("x", {"SURVEY": " Main ", "PROGRAM": "BRIGHT", "HPXPIXEL": 5})["SURVEY"] == "main"
     with pytest.raises(IngestionError, match="odd-name"):
         coadd_provenance("odd-name", {})
 
@@ -90,28 +90,6 @@ def test_join_mws_on_targetid_survey_program_keeps_order_and_ids():
     np.testing.assert_array_equal(joined["VRAD"], [55.0, np.nan, -100.0])
     assert joined["GAIA_SOURCE_ID"].tolist() == [BIG_ID, -1, BIG_ID]
     assert joined["SUCCESS"].tolist() == [True, False, True]
-
-
-def test_trusted_vrad_needs_success_and_no_warning():
-    table = pd.DataFrame(
-        {"VRAD": [10.0, 20.0, 30.0, np.nan], "RVS_WARN": [0, 4, 0, 0], "SUCCESS": [True, True, False, True]}
-    )
-    np.testing.assert_array_equal(trusted_vrad_kms(table), [10.0, np.nan, np.nan, np.nan])
-    assert np.isnan(trusted_vrad_kms(pd.DataFrame({"VRAD": [1.0]}))).all()
-
-
-def test_propagate_positions_moves_along_proper_motion():
-    # 1000 mas/yr north for 15.5 yr back in time = 15.5 arcsec south
-    ra, dec = propagate_positions(np.array([10.0]), np.array([60.0]), np.array([0.0]), np.array([1000.0]), 2015.5, 2000.0)
-    assert dec[0] == pytest.approx(60.0 - 15.5 / 3600.0, abs=1e-10)
-    assert ra[0] == pytest.approx(10.0)
-    # mu_alpha* 1000 mas/yr at dec 60: RA changes by twice the angle
-    ra, _ = propagate_positions(np.array([10.0]), np.array([60.0]), np.array([1000.0]), np.array([0.0]), 2015.5, 2016.5)
-    assert ra[0] == pytest.approx(10.0 + 2 / 3600.0, rel=1e-9)
-    # no astrometry (NaN motion, epoch 0): unchanged
-    ra, dec = propagate_positions(np.array([1.0, 2.0]), np.array([3.0, 4.0]), np.array([np.nan, 5.0]),
-                                  np.array([np.nan, 5.0]), np.array([2015.5, 0.0]), 2000.0)
-    assert ra.tolist() == [1.0, 2.0] and dec.tolist() == [3.0, 4.0]
 
 
 def test_gaia_source_ids_exact_and_missing():

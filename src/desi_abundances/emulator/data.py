@@ -86,7 +86,7 @@ def flux_error_at_desi_resolution(predicted: np.ndarray, truth: np.ndarray,
     pixels (the mock's ``instrument.lsf_matrix``); None when the mock package is absent."""
     try:
         from desi_abundances.constants import arm_wavelength
-        from desi_abundances.mock.instrument import lsf_matrix
+        from desi_abundances.desi.instrument import lsf_matrix
     except ImportError:
         return None
     summary = {}

@@ -21,14 +21,15 @@ import pandas as pd
 
 from desi_abundances.constants import (
     APOGEE_DR17_ELEMENTS,
-    ARMS,
     ASPCAPFLAG_STAR_BAD_BIT,
     EXTRATARG_DUPLICATE_BIT,
-    FIBERSTATUS_BITS,
-    arm_wavelength,
 )
+from desi_abundances.desi import instrument
+from desi_abundances.desi.astrometry import propagate_positions
+from desi_abundances.desi.bitmasks import DESI_TARGET_BITS, FIBERSTATUS_BITS, MWS_TARGET_BITS
+from desi_abundances.desi.grids import ARMS, arm_wavelength
+from desi_abundances.desi.naming import partition_id
 from desi_abundances.io.desi_coadd import MOCK_COMMENT
-from desi_abundances.mock import instrument
 from desi_abundances.mock.healpix import DESI_NSIDE, ang2pix_nest, gaia_source_id
 from desi_abundances.mock.population import sample_population
 from desi_abundances.mock.spectral_model import SpectralModel, build_spectral_model
@@ -36,10 +37,6 @@ from desi_abundances.spectra import ArmSpectra, CoaddSpectra, good_pixels
 
 LOGGER = logging.getLogger(__name__)
 
-# Approximate desitarget bit values (main survey targetmask.yaml).
-DESI_TARGET_BITS = {"BGS_ANY": 60, "SCND_ANY": 61, "MWS_ANY": 62}
-MWS_TARGET_BITS = {"MWS_BROAD": 0, "MWS_MAIN_BLUE": 8, "MWS_MAIN_RED": 11,
-                   "BACKUP_BRIGHT": 60, "BACKUP_FAINT": 61}
 DR3_EPOCH = 2016.0
 DESI_REF_EPOCH = 2015.5
 APOGEE_EPOCH = 2000.0
@@ -138,14 +135,6 @@ def positions_in_pixel(hpx: int, centre: tuple[float, float], n: int,
         decs.append(dec[keep])
         got += int(keep.sum())
     return np.concatenate(ras)[:n], np.concatenate(decs)[:n]
-
-
-def propagate(ra: np.ndarray, dec: np.ndarray, pmra: np.ndarray, pmdec: np.ndarray,
-              years: float) -> tuple[np.ndarray, np.ndarray]:
-    """Move positions (deg) by proper motions (mas/yr; pmra includes cos dec) over ``years``."""
-    d_dec = pmdec * years / 3.6e6
-    d_ra = pmra * years / 3.6e6 / np.cos(np.radians(dec))
-    return np.mod(ra + d_ra, 360.0), dec + d_dec
 
 
 def clip_to_spectral_model(stars: pd.DataFrame, config: dict[str, Any]) -> pd.DataFrame:
@@ -249,9 +238,9 @@ def simulate_stars(config: dict[str, Any]) -> pd.DataFrame:
         distance_pc=distance_pc, parallax_mas=parallax, pmra=pm[:, 0], pmdec=pm[:, 1],
         vrad_kms=vrad, binary=binary,
     )
-    stars["ra_desi"], stars["dec_desi"] = propagate(ra, dec, pm[:, 0], pm[:, 1],
-                                                    DESI_REF_EPOCH - DR3_EPOCH)
-    ra_2000, dec_2000 = propagate(ra, dec, pm[:, 0], pm[:, 1], APOGEE_EPOCH - DR3_EPOCH)
+    stars["ra_desi"], stars["dec_desi"] = propagate_positions(ra, dec, pm[:, 0], pm[:, 1],
+                                                              DR3_EPOCH, DESI_REF_EPOCH)
+    ra_2000, dec_2000 = propagate_positions(ra, dec, pm[:, 0], pm[:, 1], DR3_EPOCH, APOGEE_EPOCH)
     # 2MASS astrometric errors, ~0.08 arcsec per coordinate
     astrometric = float(config.get("apogee_position_error_arcsec", 0.08)) / 3600.0
     stars["dec_2000"] = dec_2000 + rng.normal(0.0, astrometric, n)
@@ -301,11 +290,6 @@ def apogee_id(ra: float, dec: float) -> str:
 
 
 # --- DESI observations -----------------------------------------------------------------
-def partition_id(survey: str, programme: str, hpx: int) -> str:
-    """Partition id (path below data/01_raw/desi/healpix/ without '.fits') of a coadd."""
-    return f"{survey}/{programme}/{hpx // 100}/{hpx}/coadd-{survey}-{programme}-{hpx}"
-
-
 def snr_per_pixel(g_mag: np.ndarray, exptime_s: np.ndarray, snr_at_g15: float = 60.0,
                   sky_g_mag: float = 18.5) -> np.ndarray:
     """Median S/N per pixel in the R arm: photon noise of the star plus sky background

@@ -125,7 +125,7 @@ def standardise_with_distance(flux: np.ndarray, ivar: np.ndarray, mask: np.ndarr
 
 def predict_labels(bundle: ModelBundle, spectra: Spectra, batch_size: int = 4096,
                    preprocessing: dict[str, Any] | None = None,
-                   network: torch.nn.Module | None = None) -> pd.DataFrame:
+                   network: torch.nn.Module | None = None, check: bool = True) -> pd.DataFrame:
     """Labels and their uncertainties for preprocessed spectra.
 
     Args:
@@ -135,6 +135,8 @@ def predict_labels(bundle: ModelBundle, spectra: Spectra, batch_size: int = 4096
         preprocessing: the settings the spectra were made with; defaults to
             ``spectra.meta.attrs["preprocessing"]`` when present; checked against the bundle.
         network: a prebuilt ``bundle.network()`` to reuse across calls (optional).
+        check: False skips ``check_compatible``, for a caller that made the spectra with the
+            bundle's own settings and checked the bundle's grid once (``nn.adapter``).
 
     Returns:
         DataFrame row-matched to ``spectra``: TARGETID, ``<label>`` and ``<label>_err`` for
@@ -146,9 +148,10 @@ def predict_labels(bundle: ModelBundle, spectra: Spectra, batch_size: int = 4096
     Raises:
         IncompatibleSpectraError: grid or preprocessing settings differ from the bundle's.
     """
-    if preprocessing is None:
-        preprocessing = spectra.meta.attrs.get(PREPROCESSING_ATTR)
-    check_compatible(bundle, spectra.wavelength, preprocessing)
+    if check:
+        if preprocessing is None:
+            preprocessing = spectra.meta.attrs.get(PREPROCESSING_ATTR)
+        check_compatible(bundle, spectra.wavelength, preprocessing)
     network = bundle.network() if network is None else network
     network.eval()
     median = np.asarray(bundle.pixel_median, np.float32)

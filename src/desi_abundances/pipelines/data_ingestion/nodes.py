@@ -19,8 +19,9 @@ from desi_abundances.ingestion import (
     require_columns,
     stellar_target_mask,
     strip_strings,
-    trusted_vrad_kms,
 )
+from desi_abundances.desi.naming import split_partitions
+from desi_abundances.desi.velocity import trusted_vrad_kms
 from desi_abundances.spectra import CoaddSpectra, median_snr
 
 logger = logging.getLogger(__name__)
@@ -95,15 +96,23 @@ def ingest_spectra(
     Raises:
         IngestionError: when there is no coadd or no spectrum survives.
     """
-    if not desi_coadds:
-        raise IngestionError("desi_coadds holds no coadd file")
+    partitions, ignored = split_partitions(list(desi_coadds))
+    if ignored:
+        logger.info(
+            "desi_coadds: %d files are not healpix coadds (coadd-<survey>-<program>-<healpix>.fits)"
+            " and are ignored, e.g. %s", len(ignored), ignored[:3],
+        )
+    if not partitions:
+        raise IngestionError(
+            f"desi_coadds holds no coadd file: no healpix coadd ({len(ignored)} other files ignored)"
+        )
     mws = mws_table(mws_catalogue, params.get("mws_rvtab_columns", []))
     logger.info("MWS catalogue: %d spectra, %d with a Gaia EDR3 id", len(mws), int((mws["GAIA_SOURCE_ID"] > 0).sum()))
     keys = mws_keys(mws)
     apogee = ApogeeNeighbours(apogee_stars)
     stack, tables, is_mock, specprod = CoaddStack(), [], False, None
     totals = {"spectra": 0, "stellar_targets": 0, "near_apogee": 0}
-    for partition_id in sorted(desi_coadds):
+    for partition_id in partitions:
         coadd = desi_coadds[partition_id]()
         selected, table, counts = _select_from_coadd(partition_id, coadd, mws, keys, apogee, params)
         is_mock |= coadd.is_mock
@@ -117,7 +126,7 @@ def ingest_spectra(
             tables.append(table)
     logger.info(
         "data_ingestion: %d coadds, %d spectra, %d good stellar targets, %d near an APOGEE star",
-        len(desi_coadds), totals["spectra"], totals["stellar_targets"], totals["near_apogee"],
+        len(partitions), totals["spectra"], totals["stellar_targets"], totals["near_apogee"],
     )
     if not tables:
         raise IngestionError(f"no spectrum survived the selection ({totals})")
@@ -128,7 +137,7 @@ def ingest_spectra(
         len(metadata), n_mws, int(np.isfinite(metadata["vrad_kms"]).sum()),
         int((metadata["GAIA_SOURCE_ID"] > 0).sum()),
     )
-    header = {"MOCK": is_mock, "STACKED": True, "NCOADDS": len(desi_coadds)}
+    header = {"MOCK": is_mock, "STACKED": True, "NCOADDS": len(partitions)}
     if specprod:
         header["SPECPROD"] = specprod
     return stack.build(header), metadata

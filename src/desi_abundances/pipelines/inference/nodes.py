@@ -1,22 +1,23 @@
 """Nodes of the inference pipeline: thin glue around :mod:`desi_abundances.inference`."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 
 from desi_abundances.inference import (
-    BundlePredictor,
     InferenceSettings,
     RadialVelocityLookup,
     build_value_added_catalogue,
     radial_velocity_table,
     run_inference,
 )
+from desi_abundances.io.coadd_tree import CoaddTree
+from desi_abundances.nn.adapter import BundlePredictor
 
 
 def predict_coadds(
-    coadds: dict[str, Callable[[], Any]],
+    coadds: CoaddTree,
     mws_radial_velocities: pd.DataFrame,
     model_bundle: Any,
     labels: list[str],
@@ -25,10 +26,10 @@ def predict_coadds(
     """Predict every selected coadd lacking a complete output; write one Parquet per coadd.
 
     Args:
-        coadds: the PartitionedDataset of coadds (``{partition_id: loader}``).
+        coadds: the healpix coadds (``CoaddTreeDataset``: paths and reader options).
         mws_radial_velocities: the MWS catalogue's RVTAB (TARGETID, SURVEY, PROGRAM, VRAD,
             RVS_WARN, SUCCESS).
-        model_bundle: the trained ``ModelBundle``; refused when incompatible.
+        model_bundle: the trained ``ModelBundle``; refused (once) when incompatible.
         labels: ``params:labels``; the bundle must predict exactly these.
         params: ``params:inference``.
 
@@ -38,7 +39,8 @@ def predict_coadds(
     settings = InferenceSettings.from_params(params)
     predictor = BundlePredictor(model_bundle)
     velocities = RadialVelocityLookup(radial_velocity_table(mws_radial_velocities))
-    return run_inference(coadds, predictor, velocities, settings, labels)
+    return run_inference(coadds.paths, predictor, velocities, settings, labels,
+                         read_options=coadds.read_options)
 
 
 def build_vac(inference_report: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:

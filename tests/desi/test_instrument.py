@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from desi_abundances.constants import ARMS, SPECMASK_BITS, SPEED_OF_LIGHT_KMS, arm_wavelength
-from desi_abundances.mock import instrument
+from desi_abundances.desi import instrument
 from desi_abundances.mock.healpix import ang2pix_nest
 from desi_abundances.mock.spectral_model import log_uniform_grid
 

@@ -1,5 +1,5 @@
-"""DESI's instrument for the mock survey: Doppler shift, line-spread function and resampling
-onto the B/R/Z pixels, stellar continuum, flux-calibration wiggles, arm-junction steps,
+"""DESI's instrument (the mock survey, the emulator and the information limit use it): Doppler
+shift, line-spread function and resampling onto the B/R/Z pixels, stellar continuum, flux-calibration wiggles, arm-junction steps,
 noise matching IVAR, sky-line residuals and masked pixels. numpy/scipy only.
 
 Wavelengths in vacuum Angstrom; velocities in km/s; flux in 1e-17 erg/s/cm^2/Angstrom.
@@ -17,13 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import sparse
 
-from desi_abundances.constants import (
-    ARMS,
-    SPECMASK_BITS,
-    SPEED_OF_LIGHT_KMS,
-    WAVELENGTH_STEP_ANGSTROM,
-    arm_wavelength,
-)
+from desi_abundances.constants import SPEED_OF_LIGHT_KMS
+from desi_abundances.desi.bitmasks import SPECMASK_BITS
+from desi_abundances.desi.grids import ARMS, WAVELENGTH_STEP_ANGSTROM, arm_wavelength
 
 FWHM_TO_SIGMA = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))
 

@@ -1,0 +1,347 @@
+"""The driver: plan which coadds to do, run them here (``scheduler: synchronous``, with
+reader threads preparing the next coadds) or on a ``dask.distributed`` cluster (a
+LocalCluster or any scheduler address), and report. Workers get paths and settings (all
+picklable) and read each coadd themselves; the outputs do not depend on where they were made.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+from tqdm.auto import tqdm
+
+from desi_abundances.inference.errors import InferenceError
+from desi_abundances.inference.outputs import (
+    PartitionResult,
+    plan_partitions,
+    run_fingerprint,
+    source_signature,
+    write_partition,
+)
+from desi_abundances.inference.predictor import LabelPredictor, check_labels
+from desi_abundances.inference.prepare import PreparedPartition, prepare_partition, read_partition
+from desi_abundances.inference.selection import select_partitions
+from desi_abundances.inference.settings import InferenceSettings
+from desi_abundances.inference.velocities import RadialVelocityLookup
+
+logger = logging.getLogger(__name__)
+
+CoaddPaths = Mapping[str, "str | os.PathLike"]
+"""``{partition_id: coadd file}``, e.g. ``desi.naming.list_coadds(root).coadds``."""
+
+
+def set_torch_threads(n_threads: int | None) -> int | None:
+    """``torch.set_num_threads(n_threads)`` when given (torch imported only then); returns
+    the previous number of threads (None when nothing was changed)."""
+    if not n_threads:
+        return None
+    import torch  # imported here: only when threads are set (keeps this module torch-free)
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(int(n_threads))
+    return previous
+
+
+def synchronous_torch_threads(settings: InferenceSettings) -> int | None:
+    """Torch threads of a synchronous run: ``torch_threads`` when set; otherwise, when a
+    reader thread prepares the next coadds (``prefetch`` > 0), all cores but the one it
+    uses, so that the two do not oversubscribe the CPU; else torch's default."""
+    if settings.torch_threads:
+        return int(settings.torch_threads)
+    if settings.prefetch > 0:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        return max(1, (cores or 2) - 1)
+    return None
+
+
+def process_partition(
+    partition_id: str,
+    path: str | os.PathLike,
+    read_options: Mapping[str, Any] | None,
+    predictor: LabelPredictor,
+    velocities: RadialVelocityLookup,
+    settings: InferenceSettings,
+    per_coadd_dir: str,
+    fingerprint: str,
+) -> PartitionResult:
+    """Read, prepare, predict and write one partition: the unit of work of a Dask task."""
+    start = time.perf_counter()
+    set_torch_threads(settings.torch_threads)
+    source = source_signature(path)
+    prepared = prepare_partition(read_partition(path, read_options), partition_id, predictor,
+                                 velocities, settings)
+    prepared.source = source
+    result = write_partition(prepared, predictor, settings, per_coadd_dir, fingerprint)
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+class _Progress:
+    """tqdm bar over coadds, with spectra per second as a postfix."""
+
+    def __init__(self, total: int, enabled: bool):
+        self.bar = tqdm(total=total, unit="coadd", desc="inference", disable=not enabled, mininterval=1.0)
+        self.n_spectra = 0
+        self.start = time.perf_counter()
+
+    def update(self, result: PartitionResult) -> None:
+        self.n_spectra += result.n_spectra
+        elapsed = max(time.perf_counter() - self.start, 1e-9)
+        self.bar.set_postfix(spectra=self.n_spectra, spectra_per_s=f"{self.n_spectra / elapsed:.0f}", refresh=False)
+        self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _run_synchronous(
+    todo: Sequence[str],
+    prepare: Callable[[str], PreparedPartition],
+    finish: Callable[[PreparedPartition], PartitionResult],
+    prefetch: int,
+) -> Iterator[PartitionResult | tuple[str, BaseException]]:
+    """Process partitions in order in this process. With ``prefetch`` > 0, a background
+    thread reads and prepares (preprocesses) the next ``prefetch`` coadds while the network
+    runs on the current one: numpy and torch release the GIL, so the two overlap on two
+    cores. At most ``prefetch + 1`` coadds are alive at once, whatever the number of
+    partitions."""
+    if prefetch == 0:
+        for pid in todo:
+            try:
+                result = finish(prepare(pid))
+            except Exception as exc:  # reported (then raised or skipped) by the caller
+                yield pid, exc
+                continue
+            yield result
+        return
+    # one reader thread per coadd read ahead: with prefetch >= 2 the reads, selections and
+    # S/N of consecutive coadds overlap too (the compiled preprocess is multi-threaded anyway)
+    with ThreadPoolExecutor(max_workers=prefetch, thread_name_prefix="coadd-reader") as reader:
+        queue = iter(todo)
+        pending: deque[tuple[str, Future]] = deque()
+
+        def top_up() -> None:
+            while len(pending) < prefetch:
+                pid = next(queue, None)
+                if pid is None:
+                    return
+                pending.append((pid, reader.submit(prepare, pid)))
+
+        top_up()
+        while pending:
+            pid, future = pending.popleft()
+            try:
+                prepared = future.result()
+            except Exception as exc:
+                top_up()
+                yield pid, exc
+                continue
+            finally:
+                future = None
+            top_up()  # the next reads run while this coadd is predicted
+            try:
+                result = finish(prepared)
+            except Exception as exc:
+                prepared = None
+                yield pid, exc
+                continue
+            prepared = None
+            yield result
+
+
+def _run_on_dask(
+    todo: Sequence[str],
+    coadds: CoaddPaths,
+    read_options: Mapping[str, Any],
+    predictor: LabelPredictor,
+    velocities: RadialVelocityLookup,
+    settings: InferenceSettings,
+    per_coadd_dir: str,
+    fingerprint: str,
+) -> Iterator[PartitionResult | tuple[str, BaseException]]:
+    """Process partitions on a dask.distributed cluster: the model and the velocity table are
+    scattered once to every worker; at most ``max_in_flight_per_thread`` tasks per worker
+    thread are queued at a time, so neither the scheduler nor the workers hold more."""
+    # imported here: only Dask runs need distributed, and it is slow to import (~1 s)
+    from distributed import Client, LocalCluster, as_completed
+
+    cluster = None
+    if settings.scheduler == "local":
+        cluster = LocalCluster(
+            n_workers=settings.n_workers,
+            threads_per_worker=settings.threads_per_worker,
+            processes=settings.processes,
+            dashboard_address=":0",  # any free port: 8787 may be taken on a shared node
+        )
+        client = Client(cluster)
+    else:
+        client = Client(settings.scheduler)
+    try:
+        n_threads = max(sum(client.nthreads().values()), 1)
+        logger.info(
+            "Dask scheduler %s: %d workers, %d threads; dashboard %s",
+            client.scheduler.address, len(client.nthreads()), n_threads, client.dashboard_link,
+        )
+        predictor_future = client.scatter(predictor, broadcast=True, hash=False)
+        velocities_future = client.scatter(velocities, broadcast=True, hash=False)
+        window = n_threads * max(settings.max_in_flight_per_thread, 1)
+        queue = iter(todo)
+        futures: dict[Any, str] = {}
+
+        def submit(pid: str) -> Any:
+            future = client.submit(
+                process_partition,
+                pid,
+                str(coadds[pid]),
+                dict(read_options),
+                predictor_future,
+                velocities_future,
+                settings,
+                per_coadd_dir,
+                fingerprint,
+                key=f"infer-{fingerprint[:12]}-{pid}",
+                pure=False,
+            )
+            futures[future] = pid
+            return future
+
+        completed = as_completed([submit(pid) for _, pid in zip(range(window), queue)])
+        for future in completed:
+            pid = futures.pop(future)
+            try:
+                outcome: PartitionResult | tuple[str, BaseException] = future.result()
+            except Exception as exc:
+                outcome = (pid, exc)
+            future.release()
+            nxt = next(queue, None)
+            if nxt is not None:
+                completed.add(submit(nxt))
+            yield outcome
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def run_inference(
+    coadds: CoaddPaths,
+    predictor: LabelPredictor,
+    velocities: RadialVelocityLookup,
+    settings: InferenceSettings,
+    labels: Sequence[str] | None = None,
+    read_options: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Predict every selected partition that has no complete output; return a report.
+
+    Args:
+        coadds: ``{partition_id: coadd file path}`` (``desi.naming.list_coadds``).
+        predictor: the model (see :class:`LabelPredictor`, :class:`BundlePredictor`).
+        velocities: radial velocities from the MWS catalogue.
+        settings: ``params:inference``.
+        labels: ``params:labels``; the model must predict exactly these.
+        read_options: keyword arguments of ``io.desi_coadd.read_coadd`` (arms,
+            read_resolution, fibermap_columns, ...).
+
+    Returns:
+        A JSON-able report: counts of partitions selected/skipped/done/failed, spectra
+        predicted, seconds, spectra per second, the run fingerprint and the selected
+        partition ids (the VAC is built from those).
+
+    Raises:
+        BundleMismatchError: when the model's labels differ from ``labels``.
+        InferenceError: when a partition fails and ``on_error`` is ``raise`` (the message
+            names it; outputs already written are kept).
+    """
+    check_labels(predictor, labels)
+    read_options = dict(read_options or {})
+    selected = select_partitions(coadds, settings.partitions, settings.healpix)
+    if not selected:
+        raise InferenceError(
+            f"no coadd selected: {len(coadds)} partitions, patterns {settings.partitions}, "
+            f"healpix {settings.healpix}"
+        )
+    per_coadd_dir = str(Path(settings.per_coadd_dir).resolve())
+    fingerprint = run_fingerprint(predictor, velocities, settings)
+    plan = plan_partitions(selected, per_coadd_dir, fingerprint, coadds)
+    report: dict[str, Any] = {
+        "fingerprint": fingerprint,
+        "bundle_fingerprint": predictor.fingerprint,
+        "per_coadd_dir": per_coadd_dir,
+        "scheduler": settings.scheduler,
+        "n_selected": len(plan.selected),
+        "n_already_complete": len(plan.complete),
+        "n_processed": 0,
+        "n_failed": 0,
+        "failed": {},
+        "n_spectra_predicted": 0,
+        "seconds": 0.0,
+        "spectra_per_s": 0.0,
+        "labels": list(predictor.label_names),
+        "bundle_is_mock": bool(predictor.is_mock),
+        "ood_threshold": float(predictor.ood_threshold),
+        "min_snr": float(settings.flags.min_snr),
+        "partitions": plan.selected,
+    }
+    if not plan.todo:
+        logger.info(
+            "Nothing new: all %d selected coadds already have complete outputs in %s",
+            len(plan.selected), per_coadd_dir,
+        )
+        return report
+    logger.info(
+        "Inference on %d coadds (%d of %d selected already complete) with scheduler '%s'",
+        len(plan.todo), len(plan.complete), len(plan.selected), settings.scheduler,
+    )
+
+    def prepare(pid: str) -> PreparedPartition:
+        source = source_signature(coadds[pid])
+        coadd = read_partition(coadds[pid], read_options)
+        prepared = prepare_partition(coadd, pid, predictor, velocities, settings)
+        prepared.source = source
+        return prepared
+
+    def finish(prepared: PreparedPartition) -> PartitionResult:
+        return write_partition(prepared, predictor, settings, per_coadd_dir, fingerprint)
+
+    previous_torch_threads = None
+    if settings.scheduler == "synchronous":
+        previous_torch_threads = set_torch_threads(synchronous_torch_threads(settings))
+        results = _run_synchronous(plan.todo, prepare, finish, settings.prefetch)
+    else:
+        results = _run_on_dask(plan.todo, coadds, read_options, predictor, velocities, settings,
+                               per_coadd_dir, fingerprint)
+    progress = _Progress(len(plan.todo), settings.progress)
+    start = time.perf_counter()
+    try:
+        for outcome in results:
+            if isinstance(outcome, tuple):
+                pid, exc = outcome
+                report["n_failed"] += 1
+                report["failed"][pid] = f"{type(exc).__name__}: {exc}"
+                if settings.on_error == "raise":
+                    raise InferenceError(f"partition {pid} failed: {type(exc).__name__}: {exc}") from exc
+                logger.error("partition %s failed, skipped: %s: %s", pid, type(exc).__name__, exc)
+                continue
+            report["n_processed"] += 1
+            report["n_spectra_predicted"] += outcome.n_spectra
+            progress.update(outcome)
+    finally:
+        progress.close()
+        if hasattr(results, "close"):
+            results.close()
+        set_torch_threads(previous_torch_threads)
+    seconds = time.perf_counter() - start
+    report["seconds"] = round(seconds, 3)
+    report["spectra_per_s"] = round(report["n_spectra_predicted"] / max(seconds, 1e-9), 1)
+    logger.info(
+        "Inference done: %d coadds, %d spectra in %.1f s (%.0f spectra/s), %d failed",
+        report["n_processed"], report["n_spectra_predicted"], seconds, report["spectra_per_s"],
+        report["n_failed"],
+    )
+    return report
+
