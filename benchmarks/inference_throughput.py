@@ -20,7 +20,7 @@ What it does, in one run:
    - r_read: reading FLUX, IVAR and MASK of every arm of every file (the project's fast
      FITS image reader, nothing else: no FIBERMAP, no conversion);
    - r_forward: the network's forward pass alone (``torch.inference_mode``, in the batches
-     ``inference.BundlePredictor`` uses; with the refinement step when the bundle has
+     ``nn.adapter.BundlePredictor`` uses; with the refinement step when the bundle has
      one) on inputs already in memory.
    ceiling = 1 / (1 / r_read + 1 / r_forward): the two run back to back. (The pipeline does
    read the next coadd in a thread while the network runs, but on two cores the forward pass
@@ -285,7 +285,7 @@ def random_bundle(labels: list[str], seed: int) -> Any:
 
 
 def choose_bundle(option: str, seed: int) -> tuple[Any, str]:
-    from desi_abundances.inference import BundleMismatchError, BundlePredictor
+    from desi_abundances.nn.adapter import BundleMismatchError, BundlePredictor
     from desi_abundances.io.model_bundle import load_bundle
 
     path = ROOT / "data" / "06_models" / "model_bundle.safetensors" if option == "auto" else Path(option)
@@ -372,7 +372,7 @@ def measure_forward(bundle: Any, inputs: tuple[np.ndarray, np.ndarray | None], n
     ``n_spectra`` preloaded inputs (and inverse variances, for a refinement step)."""
     import torch
 
-    from desi_abundances.inference import BundlePredictor
+    from desi_abundances.nn.adapter import BundlePredictor
 
     batch_size = batch_size or BundlePredictor(bundle).batch_size  # as inference runs it
     network = bundle.network()
@@ -406,13 +406,12 @@ def inference_params(out: Path, overrides: dict[str, Any]) -> dict[str, Any]:
     return params
 
 
-def coadd_loaders(survey: Path) -> dict:
+def coadd_loaders(survey: Path) -> Any:
     """The coadds as the catalog's ``inference_coadds`` entry loads them (same load_args)."""
-    from kedro_datasets.partitions import PartitionedDataset
+    from desi_abundances.io.coadd_tree import CoaddTreeDataset
 
     entry = yaml.safe_load((ROOT / "conf" / "base" / "catalog_inference.yml").read_text())["inference_coadds"]
-    return PartitionedDataset(path=str(survey / "healpix"), dataset=entry["dataset"],
-                              filename_suffix=entry["filename_suffix"]).load()
+    return CoaddTreeDataset(path=str(survey / "healpix"), load_args=entry.get("load_args")).load()
 
 
 def run_end_to_end(survey: Path, bundle: Any, out: Path,
@@ -444,7 +443,7 @@ def profile_stages(survey: Path, bundle: Any, n_files: int, out: Path) -> None:
         FitsTableDataset(str(survey / "mwsall-pix-mock.fits"), hdu="RVTAB", columns=RVTAB_COLUMNS).load()))
     predictor = inference.BundlePredictor(bundle)
     settings = inference.InferenceSettings.from_params(inference_params(out, {"progress": False}))
-    loaders = coadd_loaders(survey)
+    tree = coadd_loaders(survey)
     stages = ["read", "select + velocities", "preprocess + S/N", "network + distance",
               "flags + Parquet write"]
     times = dict.fromkeys(stages, 0.0)
@@ -455,9 +454,9 @@ def profile_stages(survey: Path, bundle: Any, n_files: int, out: Path) -> None:
 
     profiler = cProfile.Profile()
     n_spectra = 0
-    for pid in sorted(loaders)[:n_files]:
+    for pid in sorted(tree.paths)[:n_files]:
         t0 = now()
-        coadd = loaders[pid]()
+        coadd = inference.read_partition(tree.paths[pid], tree.read_options)
         t1 = now()
         prepared = inference.prepare_partition(coadd, pid, _NoPrepare(predictor), velocities, settings)
         t2 = now()
@@ -472,7 +471,7 @@ def profile_stages(survey: Path, bundle: Any, n_files: int, out: Path) -> None:
         spectra = predictor.prepare(selected, vrad)
         profiler.disable()
         t3 = now()
-        predictions = predict_labels(bundle, spectra, network=predictor.network)
+        predictions = predict_labels(bundle, spectra, network=predictor.network, check=False)
         t4 = now()
         prepared.inputs = spectra
         inference.write_partition(prepared, _Fixed(predictor, predictions), settings, str(out / "profile"), "profile")

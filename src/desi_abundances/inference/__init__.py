@@ -30,6 +30,7 @@ from desi_abundances.inference.outputs import (
     run_fingerprint,
     source_signature,
     write_output,
+    write_partition,
 )
 from desi_abundances.inference.predictor import LabelPredictor, check_labels
 from desi_abundances.inference.prepare import (
@@ -59,4 +60,5 @@ __all__ = [
     "prepare_partition", "process_partition", "quality_flags", "radial_velocity_table",
     "read_partition", "read_provenance", "run_fingerprint", "run_inference",
     "select_partitions", "select_targets", "source_signature", "write_output",
+    "write_partition",
 ]
