@@ -19,7 +19,8 @@ from matplotlib.ticker import NullFormatter, ScalarFormatter
 from matplotlib.figure import Figure
 
 from desi_abundances.constants import label_unit
-from desi_abundances.metrics import Z_95, robust_std, z_scores
+from desi_abundances.evaluation.metrics import Z_95, z_scores
+from desi_abundances.maths.robust import robust_std
 
 REFERENCE = "apogee"
 METHOD_LABELS = {"network": "network", "ridge": "ridge", "cannon": "The Cannon"}
