@@ -5,7 +5,7 @@
   and alpha; each label on its own known stars); ``tests/evaluation`` checks it against
   ``sklearn.linear_model.Ridge``, which would need one fit per label and alpha (too slow for
   24 labels x 7 alphas x 5000 stars x 7781 pixels on two cores).
-* The Cannon (:mod:`desi_abundances.cannon`), trained on the training stars whose modelled
+* The Cannon (:mod:`desi_abundances.evaluation.cannon`), trained on the training stars whose modelled
   labels are all known.
 
 Inputs are the continuum-normalised rest-frame spectra the network sees (``Spectra``); a

@@ -3,7 +3,7 @@
     nice -n 19 python -m desi_abundances.synthesis.driver --workers 2
 
 * The label plan (``data/spectral_library/labels_plan.csv``) is drawn once from the mock
-  survey's population, ``desi_abundances.mock.population.sample_stellar_labels(n, rng)``
+  survey's population, ``desi_abundances.stellar.population.sample_stellar_labels(n, rng)``
   with ``rng = numpy.random.default_rng(seed)``, and reused afterwards, so the library keeps
   growing along the same list of stars across sessions.
 * Stars are synthesised in plan order by a pool of worker processes (one per core asked);
