@@ -15,9 +15,9 @@ from desi_abundances.evaluation import information_bounds as ib
 from desi_abundances.evaluation import information_limit as il
 from desi_abundances.evaluation import jacobians as jac
 from desi_abundances.evaluation.split import split_spectra
-from desi_abundances.spectral_models.analytic import log_uniform_grid
 from desi_abundances.pipelines.evaluation import nodes
 from desi_abundances.spectra import Spectra
+from desi_abundances.spectral_models.analytic import log_uniform_grid
 
 RNG = np.random.default_rng(7)
 

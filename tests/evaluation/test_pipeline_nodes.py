@@ -11,8 +11,7 @@ from matplotlib.figure import Figure
 from desi_abundances.evaluation.report import common_stars
 from desi_abundances.nn.bundle import ModelBundle, current_versions
 from desi_abundances.nn.network import architecture_for, build_network
-from desi_abundances.pipelines.evaluation import create_pipeline
-from desi_abundances.pipelines.evaluation import nodes
+from desi_abundances.pipelines.evaluation import create_pipeline, nodes
 from desi_abundances.spectra import Spectra
 
 LABELS = ["teff", "logg", "fe_h", "mg_fe"]

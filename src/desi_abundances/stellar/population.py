@@ -27,7 +27,6 @@ import pandas as pd
 
 from desi_abundances.stellar.labels import ELEMENT_LABELS, STELLAR_LABELS, microturbulence
 
-
 # (a, b, c, d, scatter): [X/Fe] = a + b*[Fe/H] + c*[alpha/M] + d*(min(logg,3.8)-2.5) + N(0, s)
 ABUNDANCE_TRENDS: dict[str, tuple[float, float, float, float, float]] = {
     # fitted on APOGEE DR12 (see module docstring)
