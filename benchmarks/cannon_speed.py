@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from desi_abundances import cannon
+from desi_abundances.evaluation import cannon, cannon_fit
 
 
 def main() -> None:
@@ -47,12 +47,12 @@ def main() -> None:
                                 regularization=args.regularization)
     train_seconds = time.perf_counter() - start
     start = time.perf_counter()
-    fit = cannon.fit_labels(model, flux_test, ivar_test)
+    fit = cannon_fit.fit_labels(model, flux_test, ivar_test)
     test_seconds = time.perf_counter() - start
 
     truth = cannon.CannonModel(names, np.zeros(n_labels), np.ones(n_labels), 2, theta,
                                np.zeros(args.pixels), np.ones(args.pixels, bool), 0.0)
-    _, jacobian = cannon._model_and_jacobian(x_test, *truth.quadratic_form())
+    _, jacobian = cannon_fit._model_and_jacobian(x_test, *truth.quadratic_form())
     fisher = np.einsum("npk,npl->nkl", jacobian, jacobian) * args.snr**2
     bound = np.sqrt(np.einsum("nkk->nk", np.linalg.inv(fisher)))
     ratio = ((fit.labels - x_test) / bound).std(axis=0)

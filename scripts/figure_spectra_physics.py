@@ -26,7 +26,7 @@ from matplotlib.figure import Figure
 
 from desi_abundances.constants import ARMS, arm_wavelength
 from desi_abundances.desi.instrument import lsf_matrix
-from desi_abundances.mock.spectral_model import build_spectral_model
+from desi_abundances.spectral_models import build as build_spectral_model
 from desi_abundances.synthesis.library import LIBRARY_RESOLVING_POWER, read_library
 
 TARGETS = {

@@ -8,7 +8,7 @@ import pytest
 from desi_abundances.constants import ARMS, SPECMASK_BITS, SPEED_OF_LIGHT_KMS, arm_wavelength
 from desi_abundances.desi import instrument
 from desi_abundances.mock.healpix import ang2pix_nest
-from desi_abundances.mock.spectral_model import log_uniform_grid
+from desi_abundances.spectral_models.analytic import log_uniform_grid
 
 GRID_R = 30_000.0
 CROSSMATCH = Path(__file__).resolve().parents[3] / "shared" / "data" / "desi_dr1_x_apogee" / \

@@ -7,6 +7,7 @@ import torch
 from desi_abundances.emulator import EmulatorSpectralModel, PayneNetwork, load_emulator, save_emulator
 from desi_abundances.emulator import data as emu_data
 from desi_abundances.emulator.train import TrainingSettings, meets_criterion, train_network
+from desi_abundances.spectral_models import SpectralModel
 from desi_abundances.synthesis.library import library_wavelength
 
 RANGE = [5000.0, 5010.0]
@@ -62,10 +63,6 @@ def test_spectral_model_protocol(tmp_path):
         model.normalised_flux(labels.drop(columns="logg"))
     with pytest.raises(ValueError, match="fe_h"):
         model.normalised_flux(labels.assign(fe_h=[np.nan, 0.0]))
-    try:
-        from desi_abundances.mock.spectral_model import SpectralModel
-    except ImportError:
-        return
     assert isinstance(model, SpectralModel)
 
 

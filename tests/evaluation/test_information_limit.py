@@ -9,11 +9,15 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from desi_abundances import information_limit as il
 from desi_abundances.constants import brz_wavelength
-from desi_abundances.mock.spectral_model import log_uniform_grid
+from desi_abundances.evaluation import cramer_rao as cr
+from desi_abundances.evaluation import information_bounds as ib
+from desi_abundances.evaluation import information_limit as il
+from desi_abundances.evaluation import jacobians as jac
+from desi_abundances.evaluation.split import split_spectra
 from desi_abundances.pipelines.evaluation import nodes
 from desi_abundances.spectra import Spectra
+from desi_abundances.spectral_models.analytic import log_uniform_grid
 
 RNG = np.random.default_rng(7)
 
@@ -31,15 +35,15 @@ def test_finite_difference_jacobian_matches_the_analytic_derivative():
     wavelength = np.linspace(5000.0, 5010.0, 201)
     labels = pd.DataFrame({"depth": [0.3, 0.6], "centre": [5004.0, 5006.5], "width": [0.5, 0.8]})
     names = ["depth", "centre", "width"]
-    jac = il.finite_difference_jacobian(lambda f: gaussian_line(f, wavelength), labels, names,
-                                        np.array([1e-4, 1e-4, 1e-4]))
-    assert jac.shape == (2, wavelength.size, 3)
+    jacobian = jac.finite_difference_jacobian(lambda f: gaussian_line(f, wavelength), labels,
+                                              names, np.array([1e-4, 1e-4, 1e-4]))
+    assert jacobian.shape == (2, wavelength.size, 3)
     for s, row in labels.iterrows():
         x = (wavelength - row.centre) / row.width
         profile = np.exp(-0.5 * x**2)
         exact = np.column_stack([-profile, -row.depth * profile * x / row.width,
                                  -row.depth * profile * x**2 / row.width])
-        assert np.allclose(jac[s], exact, atol=1e-6)
+        assert np.allclose(jacobian[s], exact, atol=1e-6)
 
 
 MODEL_WAVE = log_uniform_grid(5000.0, 5100.0, 20_000.0)
@@ -63,12 +67,12 @@ class LinearProvider:
     model_labels: tuple = ("teff", "logg", "fe_h", "p_fe")
 
     def __post_init__(self):
-        self.projection = il.lattice_projection(MODEL_WAVE, 20_000.0, self.wavelength)
+        self.projection = jac.lattice_projection(MODEL_WAVE, 20_000.0, self.wavelength)
 
     def jacobian(self, labels, names):
-        steps = il.finite_difference_steps(names)
-        model_jac = il.finite_difference_jacobian(linear_flux, labels, names, steps)
-        return il.project_jacobian(model_jac, self.projection)
+        steps = jac.finite_difference_steps(names)
+        model_jac = jac.finite_difference_jacobian(linear_flux, labels, names, steps)
+        return cr.project_jacobian(model_jac, self.projection)
 
 
 def test_bound_on_a_linear_model_is_exact_and_zero_columns_are_infinite():
@@ -77,10 +81,10 @@ def test_bound_on_a_linear_model_is_exact_and_zero_columns_are_infinite():
                            "fe_h": [-0.2, 0.1], "p_fe": [0.0, 0.1]})
     ivar = RNG.uniform(400, 2500, size=(2, PIXELS.size))
     ivar[1, :30] = 0.0  # masked pixels carry no information
-    bounds = il.cramer_rao_bounds(provider, labels, ivar, ["teff", "logg", "fe_h", "p_fe"])
-    jac = np.asarray(provider.projection @ A[:, :3])
+    bounds = ib.cramer_rao_bounds(provider, labels, ivar, ["teff", "logg", "fe_h", "p_fe"])
+    projected = np.asarray(provider.projection @ A[:, :3])
     for s in range(2):
-        exact = np.sqrt(np.diag(np.linalg.inv(jac.T @ (ivar[s][:, None] * jac))))
+        exact = np.sqrt(np.diag(np.linalg.inv(projected.T @ (ivar[s][:, None] * projected))))
         assert np.allclose(bounds[s, :3], exact, rtol=1e-6)
     assert np.all(np.isinf(bounds[:, 3]))
 
@@ -89,7 +93,7 @@ def test_incomplete_labels_give_nan_bounds():
     provider = LinearProvider(PIXELS)
     labels = pd.DataFrame({"teff": [4800.0, np.nan], "logg": [2.5, 4.3], "fe_h": [-0.2, 0.1],
                            "p_fe": [0.0, 0.0]})
-    bounds = il.cramer_rao_bounds(provider, labels, np.full((2, PIXELS.size), 100.0), LABELS3)
+    bounds = ib.cramer_rao_bounds(provider, labels, np.full((2, PIXELS.size), 100.0), LABELS3)
     assert np.all(np.isfinite(bounds[0])) and np.all(np.isnan(bounds[1]))
 
 
@@ -109,7 +113,7 @@ class LinearEmulator:
 
 def test_autograd_provider_agrees_with_finite_differences():
     labels = pd.DataFrame({"teff": [5000.0], "logg": [3.0], "fe_h": [0.0], "p_fe": [0.0]})
-    autograd = il.EmulatorJacobianProvider(LinearEmulator(), PIXELS)
+    autograd = jac.EmulatorJacobianProvider(LinearEmulator(), PIXELS)
     names = ["teff", "logg", "fe_h", "p_fe"]  # p_fe: not an emulator input -> zero column
     jac_ad = autograd.jacobian(labels, names)
     jac_fd = LinearProvider(PIXELS).jacobian(labels, names)
@@ -120,7 +124,7 @@ def test_autograd_provider_agrees_with_finite_differences():
 def test_evaluation_labels_fill_what_the_table_lacks():
     reference = pd.DataFrame({"teff": [4700.0, 5800.0], "logg": [2.5, 4.4],
                               "fe_h": [0.0, -0.5], "mg_fe": [0.1, np.nan]})
-    frame = il.evaluation_labels(reference, ["teff", "logg", "fe_h", "vmic", "mg_fe", "ca_fe"])
+    frame = jac.evaluation_labels(reference, ["teff", "logg", "fe_h", "vmic", "mg_fe", "ca_fe"])
     # vmic: the population's mean relation (2.24 - 0.3 logg for giants, ~1 km/s for dwarfs)
     assert frame.loc[0, "vmic"] == pytest.approx(2.24 - 0.3 * 2.5)
     assert frame.loc[1, "vmic"] == pytest.approx(1.0 + 4e-4 * 300.0)
@@ -129,11 +133,11 @@ def test_evaluation_labels_fill_what_the_table_lacks():
 
 
 def test_snr_ranges_and_their_names():
-    windows = il.snr_windows([0.0, 20.0, 1.0e6], {"snr_20": [15.0, 25.0]})
+    windows = ib.snr_windows([0.0, 20.0, 1.0e6], {"snr_20": [15.0, 25.0]})
     assert [w["name"] for w in windows] == ["snr_0_20", "snr_20_up", "snr_20"]
     assert [il.range_text(w) for w in windows] == ["0-20", "20+", "15-25"]
     with pytest.raises(ValueError, match="snr_20"):
-        il.snr_windows([0.0, 1.0], {"snr_20": [25.0, 15.0]})
+        ib.snr_windows([0.0, 1.0], {"snr_20": [25.0, 15.0]})
 
 
 def test_ratios_report_no_information_and_scatter_over_bound():
@@ -147,8 +151,8 @@ def test_ratios_report_no_information_and_scatter_over_bound():
                           "network_p_fe": truth + RNG.normal(0.0, 0.1, n)})
     bounds = pd.DataFrame({"TARGETID": np.arange(n), "snr": snr,
                            "fe_h_crb": np.where(snr < 30, 0.05, 0.02), "p_fe_crb": np.inf})
-    windows = il.snr_windows([0.0, 30.0, 1e6])
-    ratios = il.information_ratios(table, bounds, ["fe_h", "p_fe"], windows, min_stars=10)
+    windows = ib.snr_windows([0.0, 30.0, 1e6])
+    ratios = ib.information_ratios(table, bounds, ["fe_h", "p_fe"], windows, min_stars=10)
     low = ratios["fe_h"]["by_snr"]["snr_0_30"]
     assert low["status"] == "ok" and low["median_crb"] == pytest.approx(0.05)
     assert low["ratio"] == pytest.approx(low["network_robust_std"] / 0.05)
@@ -158,8 +162,8 @@ def test_ratios_report_no_information_and_scatter_over_bound():
     assert low["network_scatter_net_of_apogee"] == pytest.approx(
         np.sqrt(low["network_robust_std"] ** 2 - 0.03**2))
     assert ratios["p_fe"]["no_information"]
-    assert all(v["status"] == il.NO_INFORMATION for v in ratios["p_fe"]["by_snr"].values())
-    flat = il.mlflow_metrics(ratios, windows)
+    assert all(v["status"] == ib.NO_INFORMATION for v in ratios["p_fe"]["by_snr"].values())
+    flat = ib.mlflow_metrics(ratios, windows)
     assert "crb_ratio.fe_h.snr_30_up" in flat and not any("p_fe" in k for k in flat)
 
 
@@ -199,8 +203,9 @@ def _tiny_evaluation(n=12):
 def test_node_writes_its_outputs_on_tiny_inputs():
     spectra, split, table, settings = _tiny_evaluation()
     settings["cramer_rao"]["spectral_model"] = "mock_survey"
+    test = split_spectra(spectra, split)[2]
     report, bounds, flat, figure = nodes.compute_information_limit(
-        spectra, split, table, LABELS, settings, True, {"spectral_model": "analytic"})
+        test, table, LABELS, settings, True, {"spectral_model": "analytic"})
     json.dumps(report, allow_nan=False)
     assert report["spectral_model"] == "analytic" and report["spectral_model_warning"] is None
     assert report["status"] == "ok" and report["n_bounded"] == 8  # max_stars
@@ -213,17 +218,17 @@ def test_node_writes_its_outputs_on_tiny_inputs():
     assert all(set(v) == {"value", "step"} for v in flat.values())
     assert isinstance(figure, Figure)
     markdown = nodes.summary_with_information_limit("# table\n", report, LABELS)
-    assert "MOCK" in markdown and "| p_fe | dex |" in markdown and il.NO_INFORMATION in markdown
+    assert "MOCK" in markdown and "| p_fe | dex |" in markdown and ib.NO_INFORMATION in markdown
 
 
 def test_the_bound_follows_the_model_that_made_the_mock():
     mock = {"spectral_model": "emulator", "spectral_model_args": {"path": "e.safetensors"}}
-    assert il.resolve_spectral_model("mock_survey", {}, mock, True) == (
+    assert jac.resolve_spectral_model("mock_survey", {}, mock, True) == (
         "emulator", {"path": "e.safetensors"}, None)
-    assert il.resolve_spectral_model("mock_survey", {}, mock, False)[0] == "emulator"
-    name, _, warning = il.resolve_spectral_model("analytic", {}, mock, True)
+    assert jac.resolve_spectral_model("mock_survey", {}, mock, False)[0] == "emulator"
+    name, _, warning = jac.resolve_spectral_model("analytic", {}, mock, True)
     assert name == "analytic" and "generated with 'emulator'" in warning
-    assert il.resolve_spectral_model("analytic", {}, {"spectral_model": "analytic"}, True)[2] is None
+    assert jac.resolve_spectral_model("analytic", {}, {"spectral_model": "analytic"}, True)[2] is None
 
 
 @pytest.mark.parametrize("change, is_mock, reason", [
@@ -238,8 +243,9 @@ def test_node_skips_with_a_reason(change, is_mock, reason):
     settings["cramer_rao"].update(change)
     settings["cramer_rao"].setdefault("spectral_model_args",
                                       {"path": "/nonexistent/e.safetensors"})
+    test = split_spectra(spectra, split)[2]
     report, bounds, flat, figure = nodes.compute_information_limit(
-        spectra, split, table, LABELS, settings, is_mock)
+        test, table, LABELS, settings, is_mock)
     assert report["status"] == "skipped" and reason in report["reason"]
     assert len(bounds) == 0 and flat == {} and isinstance(figure, Figure)
     assert "Not computed" in nodes.summary_with_information_limit("# t\n", report, LABELS)

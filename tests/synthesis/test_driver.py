@@ -8,7 +8,6 @@ from desi_abundances.synthesis.build import BuildPaths
 
 
 def test_plan_from_population_is_reproducible(tmp_path):
-    pytest.importorskip("desi_abundances.mock.population")
     plan = driver.load_or_create_plan(tmp_path, 5, seed=3, sampler="population")
     again = driver.load_or_create_plan(tmp_path, 99, seed=4, sampler="population")  # reuses the file
     pd.testing.assert_frame_equal(plan, again)

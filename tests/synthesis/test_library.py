@@ -16,13 +16,6 @@ def test_grid_covers_desi_and_is_log_uniform():
     assert cw[0] == w[0] and cw[-1] == w[-1]
 
 
-def test_air_vacuum_round_trip_and_known_line():
-    air = np.array([3600.0, 6562.79, 9800.0])
-    vac = lib.air_to_vacuum(air)
-    assert vac[1] == pytest.approx(6564.61, abs=0.02)  # H alpha
-    assert np.allclose(lib.vacuum_to_air(vac), air, atol=2e-3)
-
-
 def test_degrade_keeps_flat_and_equivalent_width():
     wave = np.arange(4990.0, 5010.0, 0.01)
     flux = 1 - 0.8 * np.exp(-0.5 * ((wave - 5000.0) / 0.02) ** 2)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from desi_abundances.cannon import design_matrix
+from desi_abundances.maths.polynomial import design_matrix
 from desi_abundances.nn import spectrum_model as synthetic
 from desi_abundances.nn.data import fit_pixel_standardisation, split_targets
 from desi_abundances.nn.model import fit_label_model, split_rows

@@ -1,6 +1,6 @@
 """Payne-style emulator of the Turbospectrum spectral library (labels -> normalised flux).
 
-* :class:`EmulatorSpectralModel` satisfies ``mock.spectral_model.SpectralModel``.
+* :class:`EmulatorSpectralModel` satisfies ``spectral_models.SpectralModel`` and registers itself as ``emulator``.
 * ``python -m desi_abundances.emulator.train`` trains it on ``data/spectral_library``.
 """
 from desi_abundances.emulator.io import load_emulator, save_emulator

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from desi_abundances.constants import ARM_WAVELENGTH_RANGE_ANGSTROM, arm_wavelength
+from desi_abundances.desi.instrument import lsf_matrix
 from desi_abundances.synthesis import abundances as abund
 from desi_abundances.synthesis import library as lib
 
@@ -60,8 +62,6 @@ def split_by_star_index(star_index: np.ndarray, modulus: int = 10) -> np.ndarray
 
 def arm_masks(wavelength: np.ndarray) -> dict[str, np.ndarray]:
     """Boolean pixel masks of the DESI arms (B, R, Z) on a vacuum grid."""
-    from desi_abundances.constants import ARM_WAVELENGTH_RANGE_ANGSTROM
-
     return {arm: (wavelength >= lo) & (wavelength <= hi)
             for arm, (lo, hi) in ARM_WAVELENGTH_RANGE_ANGSTROM.items()}
 
@@ -83,12 +83,7 @@ def flux_error_summary(predicted: np.ndarray, truth: np.ndarray, wavelength: np.
 def flux_error_at_desi_resolution(predicted: np.ndarray, truth: np.ndarray,
                                   wavelength: np.ndarray, resolving_power: float) -> dict | None:
     """Like :func:`flux_error_summary`, after both spectra go through DESI's LSF and 0.8 A
-    pixels (the mock's ``instrument.lsf_matrix``); None when the mock package is absent."""
-    try:
-        from desi_abundances.constants import arm_wavelength
-        from desi_abundances.desi.instrument import lsf_matrix
-    except ImportError:
-        return None
+    pixels (``desi.instrument.lsf_matrix``)."""
     summary = {}
     for arm in ("B", "R", "Z"):
         matrix = lsf_matrix(wavelength, arm_wavelength(arm), resolving_power)

@@ -1,4 +1,5 @@
-"""The emulator as a mock-survey spectral model (``mock.spectral_model.SpectralModel``).
+"""The emulator as a spectral model (``spectral_models.SpectralModel``), registered as
+``emulator`` when this module is imported.
 
     model = EmulatorSpectralModel()                # data/spectral_library/emulator/...
     flux = model.normalised_flux(labels_frame)     # (n, n_wave) float32
@@ -15,6 +16,7 @@ import pandas as pd
 import torch
 
 from desi_abundances.emulator.io import load_emulator
+from desi_abundances.spectral_models.registry import register
 from desi_abundances.synthesis.library import library_wavelength
 
 DEFAULT_EMULATOR_PATH = Path("data/spectral_library/emulator/payne_emulator.safetensors")
@@ -90,3 +92,6 @@ class EmulatorSpectralModel:
                 out[start : start + batch.shape[0]] = self.network(batch).numpy()
         np.clip(out, 0.0, 1.0, out=out)
         return out
+
+
+register("emulator", EmulatorSpectralModel)

@@ -31,8 +31,9 @@ from desi_abundances.desi.grids import ARMS, arm_wavelength
 from desi_abundances.desi.naming import partition_id
 from desi_abundances.io.desi_coadd import MOCK_COMMENT
 from desi_abundances.mock.healpix import DESI_NSIDE, ang2pix_nest, gaia_source_id
-from desi_abundances.mock.population import sample_population
-from desi_abundances.mock.spectral_model import SpectralModel, build_spectral_model
+from desi_abundances.spectral_models.registry import SpectralModel
+from desi_abundances.spectral_models.registry import build as build_spectral_model
+from desi_abundances.stellar.population import sample_population
 from desi_abundances.spectra import ArmSpectra, CoaddSpectra, good_pixels
 
 LOGGER = logging.getLogger(__name__)

@@ -8,6 +8,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from desi_abundances.maths.robust import robust_std
 from desi_abundances.nn import spectrum_model
 from desi_abundances.nn.bundle import ModelBundle, current_versions
 from desi_abundances.nn.network import architecture_for
@@ -65,8 +66,7 @@ def residual_scatter(predictions: pd.DataFrame, truth: pd.DataFrame,
         if residual.size < 2:
             continue
         metrics[f"{name}_residual_std"] = float(np.std(residual))
-        metrics[f"{name}_residual_mad"] = float(
-            1.4826 * np.median(np.abs(residual - np.median(residual))))
+        metrics[f"{name}_residual_mad"] = robust_std(residual)
     return metrics
 
 

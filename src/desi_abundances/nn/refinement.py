@@ -26,10 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-
-def quadratic_pairs(n_labels: int) -> tuple[np.ndarray, np.ndarray]:
-    """(i, j) of the quadratic terms in ``cannon.design_matrix`` order (i <= j)."""
-    return np.triu_indices(n_labels)
+from desi_abundances.maths.polynomial import quadratic_pairs
 
 
 class GaussNewtonRefinement(nn.Module):

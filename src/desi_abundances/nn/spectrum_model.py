@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from desi_abundances.cannon import design_matrix
+from desi_abundances.maths.polynomial import design_matrix
 from desi_abundances.defaults import with_defaults
 from desi_abundances.nn.training import TrainingArrays
 
@@ -55,7 +55,7 @@ class QuadraticSpectrumModel:
 
     Attributes:
         label_index: (K,) columns of the network's labels that the model uses.
-        coefficients: (n_terms, n_pixels) float64; ``cannon.design_matrix`` order.
+        coefficients: (n_terms, n_pixels) float64; ``maths.polynomial.design_matrix`` order.
         intrinsic_variance: (n_pixels,) model scatter per pixel beyond the noise (input units^2).
         label_root_covariance: (K, K) a matrix square root of the training labels' covariance
             (standardised units), the shape of the jitter when drawing labels.

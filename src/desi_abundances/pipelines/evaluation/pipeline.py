@@ -7,41 +7,51 @@ from desi_abundances.pipelines.evaluation import nodes
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    """training_spectra + data_split + model_bundle -> test_predictions, metrics.json,
+    """training_spectra + data_split (split once into evaluation_{train,validation,test}_spectra)
+    + model_bundle -> test_predictions, metrics.json,
     metrics_summary.md, MLflow metrics and figures; the information limit (Cramer-Rao bound
     per test star, network scatter / bound per label and S/N) -> cramer_rao.json,
     test_cramer_rao_bounds.parquet, its MLflow metrics, figure and metrics_summary section."""
     return Pipeline(
         [
             node(
+                nodes.split_spectra,
+                inputs=["training_spectra", "data_split"],
+                outputs=["evaluation_train_spectra", "evaluation_validation_spectra",
+                         "evaluation_test_spectra"],
+                name="split_spectra",
+            ),
+            node(
                 nodes.evaluation_is_mock,
-                inputs=["training_spectra", "model_bundle"],
+                inputs=["evaluation_test_spectra", "model_bundle"],
                 outputs="evaluation_is_mock",
                 name="evaluation_is_mock",
             ),
             node(
                 nodes.predict_network,
-                inputs=["model_bundle", "training_spectra", "data_split", "params:labels",
+                inputs=["model_bundle", "evaluation_test_spectra", "params:labels",
                         "params:evaluation"],
                 outputs=["network_test_predictions", "network_test_seconds"],
                 name="predict_network_on_test",
             ),
             node(
                 nodes.predict_ridge,
-                inputs=["training_spectra", "data_split", "model_bundle", "params:labels",
+                inputs=["evaluation_train_spectra", "evaluation_validation_spectra",
+                        "evaluation_test_spectra", "model_bundle", "params:labels",
                         "params:evaluation"],
                 outputs=["ridge_test_predictions", "ridge_info"],
                 name="fit_and_predict_ridge",
             ),
             node(
                 nodes.predict_cannon,
-                inputs=["training_spectra", "data_split", "params:labels", "params:evaluation"],
+                inputs=["evaluation_train_spectra", "evaluation_test_spectra", "params:labels",
+                        "params:evaluation"],
                 outputs=["cannon_test_predictions", "cannon_info"],
                 name="fit_and_predict_cannon",
             ),
             node(
                 nodes.assemble_test_predictions,
-                inputs=["training_spectra", "data_split", "network_test_predictions",
+                inputs=["evaluation_test_spectra", "network_test_predictions",
                         "ridge_test_predictions", "cannon_test_predictions", "params:labels"],
                 outputs="test_predictions",
                 name="assemble_test_predictions",
@@ -56,7 +66,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             node(
                 nodes.compute_information_limit,
-                inputs=["training_spectra", "data_split", "test_predictions", "params:labels",
+                inputs=["evaluation_test_spectra", "test_predictions", "params:labels",
                         "params:evaluation", "evaluation_is_mock", "params:mock_survey"],
                 outputs=["cramer_rao", "test_cramer_rao_bounds", "cramer_rao_mlflow_metrics",
                          "evaluation_information_limit_figure"],

@@ -5,7 +5,7 @@
   and alpha; each label on its own known stars); ``tests/evaluation`` checks it against
   ``sklearn.linear_model.Ridge``, which would need one fit per label and alpha (too slow for
   24 labels x 7 alphas x 5000 stars x 7781 pixels on two cores).
-* The Cannon (:mod:`desi_abundances.cannon`), trained on the training stars whose modelled
+* The Cannon (:mod:`desi_abundances.evaluation.cannon`), trained on the training stars whose modelled
   labels are all known.
 
 Inputs are the continuum-normalised rest-frame spectra the network sees (``Spectra``); a
@@ -15,14 +15,15 @@ no Kedro.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from desi_abundances import cannon
-from desi_abundances.metrics import robust_std
+from desi_abundances.evaluation import cannon, cannon_fit
+from desi_abundances.maths.robust import robust_std
 
 
 # --- shared helpers ------------------------------------------------------------------------
@@ -57,8 +58,6 @@ class PixelScaling:
     def fit(cls, flux: np.ndarray, good: np.ndarray, min_iqr: float = 1e-3) -> PixelScaling:
         values = np.where(good, flux, np.nan)
         with np.errstate(all="ignore"):
-            import warnings
-
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
                 q25, median, q75 = np.nanpercentile(values, [25, 50, 75], axis=0)
@@ -343,11 +342,11 @@ def predict_cannon_peer(
     settings: Mapping[str, Any],
     train_labels: np.ndarray | None = None,
     seed: int = 0,
-) -> cannon.CannonFit:
+) -> cannon_fit.CannonFit:
     """Cannon labels of test spectra. Candidate starts: the pivots, then ``n_extra_starts``
     training stars' labels drawn with ``seed``. LM runs from the first ``lm_starts``
     candidates (by chi^2 if ``screen_starts``); stars whose reduced chi^2 stays above
-    ``retry_reduced_chi2`` are refitted from the others (see ``cannon.fit_labels``).
+    ``retry_reduced_chi2`` are refitted from the others (see ``cannon_fit.fit_labels``).
     """
     starts = [model.pivots]
     n_extra = int(settings.get("n_extra_starts", 0) or 0)
@@ -356,7 +355,7 @@ def predict_cannon_peer(
         rng = np.random.default_rng(seed)
         picks = rng.choice(len(complete), size=min(n_extra, len(complete)), replace=False)
         starts.extend(complete[picks])
-    return cannon.fit_labels(
+    return cannon_fit.fit_labels(
         model,
         np.asarray(flux, np.float64),
         usable_ivar(flux, ivar, mask),

@@ -1,6 +1,7 @@
-"""The mock survey's stellar population: a Milky-Way-like mix of thin disk, thick disk and
-halo; dwarfs, subgiants and giants along an analytic, metallicity-dependent locus; element
-abundance trends calibrated on real APOGEE labels. Pure numpy/pandas, seeded by the caller.
+"""A Milky-Way-like stellar population (the mock survey's stars and the spectral library's
+label plan): a mix of thin disk, thick disk and halo; dwarfs, subgiants and giants along an
+analytic, metallicity-dependent locus; element abundance trends calibrated on real APOGEE
+labels. Pure numpy/pandas, seeded by the caller.
 
 Units: teff in K, logg in dex (cgs), fe_h / alpha_m / <x>_fe in dex, vmic in km/s.
 
@@ -24,13 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from desi_abundances.constants import APOGEE_DR17_ELEMENTS
-
-ELEMENT_LABELS: tuple[str, ...] = tuple(f"{el.lower()}_fe" for el in APOGEE_DR17_ELEMENTS)
-"""Python names of every [X/Fe] label, in the project's order (c_fe, ci_fe, ..., ce_fe)."""
-
-STELLAR_LABELS: tuple[str, ...] = ("teff", "logg", "fe_h", "vmic", *ELEMENT_LABELS)
-"""Columns returned by :func:`sample_stellar_labels`."""
+from desi_abundances.stellar.labels import ELEMENT_LABELS, STELLAR_LABELS, microturbulence
 
 # (a, b, c, d, scatter): [X/Fe] = a + b*[Fe/H] + c*[alpha/M] + d*(min(logg,3.8)-2.5) + N(0, s)
 ABUNDANCE_TRENDS: dict[str, tuple[float, float, float, float, float]] = {
@@ -199,15 +194,6 @@ def locus(stage: np.ndarray, component: Component, fe_h: np.ndarray,
     logg[hb] = rng.normal(2.5, 0.15, hb.sum())
     teff[hb] = rng.uniform(5000.0, 6200.0, hb.sum())
     return np.clip(teff, 3500.0, 7200.0), np.clip(logg, 0.0, 5.0)
-
-
-def microturbulence(teff: np.ndarray, logg: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """vmic (km/s): 2.24 - 0.3 logg for giants (APOGEE-like), 1 + 4e-4 (Teff - 5500) for
-    dwarfs, with 0.1 km/s scatter."""
-    giant = np.clip(2.24 - 0.3 * logg, 0.5, 2.8)
-    dwarf = np.clip(1.0 + 4e-4 * (teff - 5500.0), 0.5, 2.0)
-    weight = np.clip((logg - 3.5) / 0.5, 0.0, 1.0)
-    return np.clip((1 - weight) * giant + weight * dwarf + rng.normal(0, 0.1, teff.size), 0.3, 3.0)
 
 
 def abundances(fe_h: np.ndarray, alpha_m: np.ndarray, logg: np.ndarray,

@@ -28,9 +28,7 @@ import numpy as np
 import pandas as pd
 
 from desi_abundances.constants import label_unit
-
-MAD_TO_STD = 1.4826
-"""Scale from the median absolute deviation to the std of a Gaussian."""
+from desi_abundances.maths.robust import robust_std
 
 Z_68 = 1.0
 Z_95 = 1.959963984540054
@@ -59,14 +57,6 @@ MLFLOW_METRIC_NAMES: dict[str, str] = {
     "n": "n",
 }
 """Metric key -> suffix of the flat MLflow name (``fe_h_residual_std``)."""
-
-
-def robust_std(values: np.ndarray) -> float:
-    """1.4826 x median absolute deviation from the median; NaN for an empty array."""
-    values = np.asarray(values, dtype=np.float64)
-    if values.size == 0:
-        return math.nan
-    return float(MAD_TO_STD * np.median(np.abs(values - np.median(values))))
 
 
 def residual_stats(

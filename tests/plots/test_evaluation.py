@@ -4,7 +4,8 @@ import pandas as pd
 import pytest
 from kedro_datasets.matplotlib import MatplotlibDataset
 
-from desi_abundances import metrics, plots
+from desi_abundances import plots
+from desi_abundances.evaluation import metrics
 
 LABELS = ["teff", "logg", "fe_h", "mg_fe"]
 METHODS = ["network", "ridge", "cannon"]

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 import torch
 
-from desi_abundances import cramer_rao as cr
+from desi_abundances.evaluation import cramer_rao as cr
 
 RNG = np.random.default_rng(42)
 N_PIX, N_LAB = 40, 3

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from desi_abundances import metrics
+from desi_abundances.evaluation import metrics
 
 
 def test_robust_std_of_known_values():

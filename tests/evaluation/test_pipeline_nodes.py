@@ -8,10 +8,10 @@ from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 from matplotlib.figure import Figure
 
+from desi_abundances.evaluation.report import common_stars
 from desi_abundances.nn.bundle import ModelBundle, current_versions
 from desi_abundances.nn.network import architecture_for, build_network
-from desi_abundances.pipelines.evaluation import create_pipeline
-from desi_abundances.pipelines.evaluation import nodes
+from desi_abundances.pipelines.evaluation import create_pipeline, nodes
 from desi_abundances.spectra import Spectra
 
 LABELS = ["teff", "logg", "fe_h", "mg_fe"]
@@ -126,14 +126,15 @@ def test_missing_test_split_is_refused():
     spectra, split = _spectra(n=240)
     split["split"] = "train"
     with pytest.raises(ValueError, match="test split"):
-        nodes.predict_ridge(spectra, split, None, LABELS, SETTINGS)
+        nodes.split_spectra(spectra, split)
 
 
 def test_cannon_drops_the_sparsest_label_when_too_few_complete_stars():
     spectra, split = _spectra(n=240)
     spectra.meta.loc[: 150, "mg_fe"] = np.nan
     settings = {**SETTINGS, "cannon": {**SETTINGS["cannon"], "min_training_stars": 60}}
-    frame, info = nodes.predict_cannon(spectra, split, LABELS, settings)
+    train, _, test = nodes.split_spectra(spectra, split)
+    frame, info = nodes.predict_cannon(train, test, LABELS, settings)
     assert info["labels_dropped_for_missing_values"] == ["mg_fe"]
     assert frame["mg_fe"].isna().all() and frame["fe_h"].notna().all()
 
@@ -145,7 +146,7 @@ def test_common_stars_scores_every_method_on_the_same_stars():
         "ridge_fe_h": [0.1, 0.2, 0.3], "ridge_fe_h_err": [0.1, 0.1, 0.1],
         "cannon_fe_h": [np.nan, np.nan, np.nan], "cannon_fe_h_err": [np.nan] * 3,
     })
-    shared = nodes.common_stars(table, ["fe_h"])
+    shared = common_stars(table, ["fe_h"])
     assert shared["ridge_fe_h"].isna().tolist() == [False, True, False]
     assert shared["ridge_fe_h_err"].isna().tolist() == [False, True, False]
     assert table["ridge_fe_h"].notna().all()  # input untouched
@@ -167,6 +168,8 @@ def test_catalog_and_parameters_load(tmp_path):
     for name in ("test_predictions", "metrics", "metrics_summary", "evaluation_mlflow_metrics",
                  "cramer_rao", "test_cramer_rao_bounds", "cramer_rao_mlflow_metrics"):
         assert name in config and catalog.get(name) is not None
+    for name in ("train", "validation", "test"):  # the split, made once, kept in memory
+        assert config[f"evaluation_{name}_spectra"]["copy_mode"] == "assign"
     figures = [name for name in create_pipeline().all_outputs() if name.endswith("_figure")]
     assert len(figures) == 7 and all(name in config for name in figures)
     settings = load("conf/base/parameters_evaluation.yml")

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from desi_abundances import cannon, peers
+from desi_abundances.evaluation import cannon, cannon_fit, peers
 
 N_LABELS = 5
 PIVOTS = np.array([5000.0, 3.0, -0.2, 0.1, 0.0])
@@ -31,7 +31,7 @@ def _noise_limit(theta, x_scaled):
         [f"l{k}" for k in range(N_LABELS)], PIVOTS, SCALES, 2, theta,
         np.zeros(len(theta)), np.ones(len(theta), bool), 0.0,
     )
-    _, jacobian = cannon._model_and_jacobian(x_scaled, *truth.quadratic_form())
+    _, jacobian = cannon_fit._model_and_jacobian(x_scaled, *truth.quadratic_form())
     fisher = np.einsum("npk,npl->nkl", jacobian, jacobian) * SNR**2
     return np.sqrt(np.einsum("nkk->nk", np.linalg.inv(fisher))) * SCALES
 
@@ -50,7 +50,7 @@ def test_cannon_recovers_labels_at_the_noise_limit():
                                                         x_test) = _toy()
     model = cannon.train_cannon(train_labels, train_flux, train_ivar,
                                 [f"l{k}" for k in range(N_LABELS)], regularization=0.0)
-    fit = cannon.fit_labels(model, test_flux, test_ivar, initial_labels=model.pivots[None])
+    fit = cannon_fit.fit_labels(model, test_flux, test_ivar, initial_labels=model.pivots[None])
     assert fit.converged.all()
     residual = fit.labels - test_labels
     # residuals in units of each star's Cramer-Rao bound: spread ~1 at the noise limit
@@ -83,7 +83,7 @@ def test_cannon_rejects_missing_labels_and_handles_masked_pixels():
     assert not model.pixel_used[:10].any() and model.pixel_used[10:].all()
     test_ivar = test_ivar.copy()
     test_ivar[0] = 0.0  # a star without data gets NaN labels
-    fit = cannon.fit_labels(model, test_flux, test_ivar)
+    fit = cannon_fit.fit_labels(model, test_flux, test_ivar)
     assert np.isnan(fit.labels[0]).all()
     assert np.isfinite(fit.labels[1:]).all()
 
@@ -132,13 +132,13 @@ def test_screened_starts_agree_with_exhaustive_starts():
     )
     model = cannon.train_cannon(labels, flux, ivar, [f"l{k}" for k in range(N_LABELS)])
     starts = np.vstack([model.pivots, labels[:4]])
-    screened = cannon.fit_labels(model, test_flux, test_ivar, initial_labels=starts,
+    screened = cannon_fit.fit_labels(model, test_flux, test_ivar, initial_labels=starts,
                                  lm_starts=2, screen_starts=True)
-    exhaustive = cannon.fit_labels(model, test_flux, test_ivar, initial_labels=starts,
+    exhaustive = cannon_fit.fit_labels(model, test_flux, test_ivar, initial_labels=starts,
                                    lm_starts=None)
     np.testing.assert_allclose(screened.labels, exhaustive.labels, rtol=0,
                                atol=0.05 * screened.errors.max())
     assert screened.converged.all()
-    pivot_first = cannon.fit_labels(model, test_flux, test_ivar, initial_labels=starts)
+    pivot_first = cannon_fit.fit_labels(model, test_flux, test_ivar, initial_labels=starts)
     np.testing.assert_allclose(pivot_first.labels, exhaustive.labels, rtol=0,
                                atol=0.05 * screened.errors.max())

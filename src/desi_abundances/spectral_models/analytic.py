@@ -1,9 +1,6 @@
-"""Spectral models of the mock survey: labels -> continuum-normalised rest-frame spectra.
-
-The model is a swappable part: anything that satisfies :class:`SpectralModel` can be
-registered with :func:`register_spectral_model` and selected with the parameter
-``mock_survey.spectral_model`` (``analytic`` by default; a later issue adds a Payne-style
-emulator). :func:`build_spectral_model` builds one by name.
+"""The analytic spectral model, registered as ``analytic`` (``spectral_models.registry``):
+labels -> continuum-normalised rest-frame spectra; the mock survey's default
+(``mock_survey.spectral_model``).
 
 The analytic model (:class:`AnalyticSpectralModel`) is a toy LTE photosphere: ~190 real
 strong lines and band heads (``line_table``) whose strengths follow Boltzmann excitation,
@@ -23,54 +20,14 @@ equivalent widths, good for testing a pipeline end to end, not for science.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Protocol, runtime_checkable
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from desi_abundances.constants import SPEED_OF_LIGHT_KMS
-from desi_abundances.mock.line_table import LINES
-
-
-@runtime_checkable
-class SpectralModel(Protocol):
-    """What the mock survey needs from a spectral model.
-
-    Attributes:
-        wavelength: (n_wave,) rest-frame VACUUM wavelength grid, Angstrom, covering at least
-            3550-9900 A; uniform in ln(wavelength) is convenient (Doppler shifts are index
-            offsets) but not required.
-        resolving_power: the model's native resolving power R = lambda / FWHM (``np.inf``
-            for intrinsic line profiles); the instrument adds the rest of DESI's LSF.
-    """
-
-    wavelength: np.ndarray
-    resolving_power: float
-
-    def normalised_flux(self, labels: pd.DataFrame) -> np.ndarray:
-        """(n, n_wave) float32 continuum-normalised flux for the rows of ``labels`` (python
-        label names: teff, logg, fe_h, vmic, <x>_fe)."""
-        ...
-
-
-_REGISTRY: dict[str, Callable[..., SpectralModel]] = {}
-
-
-def register_spectral_model(name: str) -> Callable:
-    """Class/function decorator: make a spectral model buildable by ``name``."""
-
-    def decorator(factory: Callable[..., SpectralModel]) -> Callable[..., SpectralModel]:
-        _REGISTRY[name] = factory
-        return factory
-
-    return decorator
-
-
-def build_spectral_model(name: str, **kwargs: Any) -> SpectralModel:
-    """Build the spectral model registered as ``name`` with ``kwargs``."""
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown spectral model {name!r}; registered: {sorted(_REGISTRY)}")
-    return _REGISTRY[name](**kwargs)
+from desi_abundances.spectral_models.line_table import LINES
+from desi_abundances.spectral_models.registry import register
 
 
 def log_uniform_grid(start: float, end: float, resolution: float) -> np.ndarray:
@@ -194,7 +151,6 @@ def curve_of_growth(tau0: np.ndarray, b_kms: np.ndarray,
     return width, share
 
 
-@register_spectral_model("analytic")
 class AnalyticSpectralModel:
     """Toy LTE spectra from real strong lines (see the module docstring).
 
@@ -348,10 +304,4 @@ def equivalent_width(wavelength: np.ndarray, flux: np.ndarray, centre: float,
     return np.trapezoid(1.0 - np.atleast_2d(flux)[:, sel], wavelength[sel], axis=1)
 
 
-@register_spectral_model("emulator")
-def _build_emulator(**kwargs: Any) -> SpectralModel:
-    """The Payne-style emulator of the Turbospectrum library (``desi_abundances.emulator``),
-    imported only when selected (it needs torch and trained weights)."""
-    from desi_abundances.emulator import EmulatorSpectralModel  # noqa: PLC0415
-
-    return EmulatorSpectralModel(**kwargs)
+register("analytic", AnalyticSpectralModel)

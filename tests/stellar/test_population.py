@@ -1,10 +1,9 @@
-"""Mock Galactic population: fractions, locus, abundance trends, determinism."""
+"""Galactic population: fractions, locus, abundance trends, determinism."""
 import numpy as np
 import pytest
 
-from desi_abundances.mock.population import (
-    ELEMENT_LABELS,
-    STELLAR_LABELS,
+from desi_abundances.stellar.labels import ELEMENT_LABELS, STELLAR_LABELS
+from desi_abundances.stellar.population import (
     dwarf_logg,
     rgb_teff,
     sample_population,

@@ -1,37 +1,20 @@
 """Strong optical lines and molecular band heads used by the analytic spectral model.
 
 Provenance: converted from ``shared/data/strong_lines.csv`` (compiled from the linemake and
-Gaia-ESO line lists; see shared/SYNTHESIS.md) with :func:`air_to_vacuum`; telluric O2/H2O
-entries dropped (not stellar). Columns: vacuum wavelength (Angstrom), species, element(s),
+Gaia-ESO line lists; see shared/SYNTHESIS.md) with ``maths.air_vacuum.air_to_vacuum``;
+telluric O2/H2O entries dropped (not stellar). Columns: vacuum wavelength (Angstrom), species, element(s),
 ion (``I``, ``II`` or ``mol``), excitation potential (eV; None for molecules), log gf (None
 for molecules). Regenerate with :func:`load_line_csv` if the csv changes.
 """
 from __future__ import annotations
 
-import numpy as np
+import pandas as pd
 
-
-def air_to_vacuum(wavelength_air: np.ndarray) -> np.ndarray:
-    """Air to vacuum wavelength (Angstrom), VALD/Piskunov inversion of Ciddor (1996)."""
-    wavelength_air = np.asarray(wavelength_air, dtype=float)
-    s2 = (1e4 / wavelength_air) ** 2
-    n = (1 + 0.00008336624212083 + 0.02408926869968 / (130.1065924522 - s2)
-         + 0.0001599740894897 / (38.92568793293 - s2))
-    return wavelength_air * n
-
-
-def vacuum_to_air(wavelength_vacuum: np.ndarray) -> np.ndarray:
-    """Vacuum to air wavelength (Angstrom), Morton (2000) / IAU standard."""
-    wavelength_vacuum = np.asarray(wavelength_vacuum, dtype=float)
-    s2 = (1e4 / wavelength_vacuum) ** 2
-    n = 1 + 0.0000834254 + 0.02406147 / (130 - s2) + 0.00015998 / (38.9 - s2)
-    return wavelength_vacuum / n
+from desi_abundances.maths.air_vacuum import air_to_vacuum
 
 
 def load_line_csv(path: str) -> list[tuple]:
     """Rows of this module's ``LINES`` from the shared csv (air -> vacuum, no tellurics)."""
-    import pandas as pd  # noqa: PLC0415
-
     table = pd.read_csv(path)
     table = table[~table["species"].str.contains("telluric")]
     vac = air_to_vacuum(table["wavelength_air_angstrom"].to_numpy())

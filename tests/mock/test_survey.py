@@ -1,0 +1,25 @@
+"""The mock survey's use of the spectral-model registry."""
+import numpy as np
+import pandas as pd
+
+from desi_abundances import spectral_models
+from desi_abundances.mock.survey import clip_to_spectral_model
+
+
+def test_star_labels_are_clipped_to_the_spectral_models_range():
+    class Ranged:
+        label_names = ["teff", "fe_h"]
+        label_min = np.array([4000.0, -2.0])
+        label_max = np.array([6500.0, 0.4])
+
+    spectral_models.register("ranged_for_test", lambda **kwargs: Ranged())
+    stars = pd.DataFrame({"teff": [3800.0, 5000.0, 7000.0], "fe_h": [-2.5, 0.0, 0.5],
+                          "logg": [1.0, 4.0, 4.5]})
+    clipped = clip_to_spectral_model(stars, {"spectral_model": "ranged_for_test"})
+    assert clipped["teff"].tolist() == [4000.0, 5000.0, 6500.0]
+    assert clipped["fe_h"].tolist() == [-2.0, 0.0, 0.4]
+    assert clipped["logg"].tolist() == [1.0, 4.0, 4.5]   # not a model label: untouched
+    assert stars["teff"].tolist() == [3800.0, 5000.0, 7000.0]  # input not modified
+    # the analytic model has no range: nothing changes
+    same = clip_to_spectral_model(stars, {"spectral_model": "analytic"})
+    pd.testing.assert_frame_equal(same, stars)
