@@ -64,7 +64,7 @@ Measured 2026-11-25 (third session), two runs, defaults (``prefetch: 2``), train
 - warm: read 36,500-37,600 spectra/s, ceiling 14,900 spectra/s; end to end 6,812-6,883
   spectra/s (ratio 0.46), peak RSS 1,482-1,507 MB.
 - CPU per spectrum: read 27-36 us, forward 72-73 us, end to end 265-294 us (was 334-371):
-  ``spectra_kernels.preprocess_rows`` (one spectrum at a time from the arms to the outputs,
+  ``spectra.kernels.preprocess_rows`` (one spectrum at a time from the arms to the outputs,
   the S/N with it), branch-free vectorised loops, an exact radix-select median instead of a
   row sort; ``--profile``: preprocess + S/N 93 us CPU (50 us wall on 2 threads), network +
   distance 93 us (2 torch threads), read 50 us (cold), flags + Parquet 12 us.
@@ -94,7 +94,7 @@ First session, measured 2026-11-25 on the 2-core development machine, trained bu
   (ratio 0.28), peak RSS 1,060 MB. ``--profile`` CPU time per spectrum (load ~10, one torch
   thread): read 74 us, selection + S/N 147 us, preprocess 418 us, network + input distance
   242 us, flags + Parquet 10 us: 891 us in all.
-- with the numba 0.68.1 kernels (``spectra_kernels``), nearly idle machine (load average
+- with the numba 0.68.1 kernels (``spectra.kernels``), nearly idle machine (load average
   1.2-1.7): read 21,633 spectra/s, forward 70,641 spectra/s, ceiling 16,561 spectra/s, end to
   end **5,533 spectra/s** (ratio 0.33), peak RSS 928 MB; CPU time per spectrum: read 42 us,
   forward 28 us, end to end 317 us. Four more runs at that load: 4,655 (a burst from another
