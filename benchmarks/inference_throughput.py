@@ -207,8 +207,8 @@ def mock_config(n_spectra: int, spectra_per_coadd: int, seed: int) -> dict[str, 
 
 def ensure_mock_survey(cache: Path, n_spectra: int, spectra_per_coadd: int, seed: int) -> Path:
     """The cached mock survey folder; built (resumably, one file at a time) when incomplete."""
-    from desi_abundances.io.desi_coadd import DesiCoaddDataset
-    from desi_abundances.io.fits_table import FitsTableDataset
+    from desi_abundances.io.datasets.desi_coadd import DesiCoaddDataset
+    from desi_abundances.io.datasets.fits_table import FitsTableDataset
     from desi_abundances.mock import survey
 
     folder = cache / f"mock_{n_spectra}_s{seed}"
@@ -344,7 +344,7 @@ def measure_read(files: list[Path]) -> tuple[float, int, float, float]:
 def forward_inputs(bundle: Any, files: list[Path], n_rows: int) -> tuple[np.ndarray, np.ndarray | None]:
     """Standardised network inputs of real preprocessed spectra (the first files), tiled, and
     their inverse variances (input units) when the network takes them (refinement step)."""
-    from desi_abundances.io.desi_coadd import DesiCoaddDataset
+    from desi_abundances.io.datasets.desi_coadd import DesiCoaddDataset
     from desi_abundances.nn.predict import input_inverse_variance, standardise
     from desi_abundances.spectra import preprocess
 
@@ -419,7 +419,7 @@ def run_end_to_end(survey: Path, bundle: Any, out: Path,
                    overrides: dict[str, Any]) -> tuple[dict, dict, float, float]:
     """Both inference nodes, timed: (inference report, VAC summary, seconds, CPU seconds of
     this process's threads; Dask workers in other processes are not counted)."""
-    from desi_abundances.io.fits_table import FitsTableDataset
+    from desi_abundances.io.datasets.fits_table import FitsTableDataset
     from desi_abundances.pipelines.inference.nodes import build_vac, predict_coadds
 
     shutil.rmtree(out, ignore_errors=True)
@@ -437,7 +437,7 @@ def run_end_to_end(survey: Path, bundle: Any, out: Path,
 def profile_stages(survey: Path, bundle: Any, n_files: int, out: Path) -> None:
     """Time each stage on the first ``n_files`` coadds, one after the other, one thread."""
     from desi_abundances import inference
-    from desi_abundances.io.fits_table import FitsTableDataset
+    from desi_abundances.io.datasets.fits_table import FitsTableDataset
     from desi_abundances.nn.predict import predict_labels
 
     velocities = inference.RadialVelocityLookup(inference.radial_velocity_table(

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from kedro_datasets.partitions import PartitionedDataset
 
-from desi_abundances.io.desi_coadd import DesiCoaddDataset
+from desi_abundances.io.datasets.desi_coadd import DesiCoaddDataset
 from desi_abundances.spectra import ArmSpectra, CoaddSpectra
 
 LABELS = ["teff", "logg", "fe_h"]
@@ -68,7 +68,7 @@ def coadd_partitions(root: Path) -> dict:
     """The coadds under ``root`` as a PartitionedDataset loads them (lazy loaders)."""
     return PartitionedDataset(
         path=str(root),
-        dataset={"type": "desi_abundances.io.desi_coadd.DesiCoaddDataset"},
+        dataset={"type": "desi_abundances.io.datasets.desi_coadd.DesiCoaddDataset"},
         filename_suffix=".fits",
     ).load()
 

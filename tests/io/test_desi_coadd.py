@@ -10,7 +10,8 @@ from kedro.io import DatasetError
 from kedro_datasets.partitions import PartitionedDataset
 
 from desi_abundances.constants import ARMS, FLUX_UNIT, arm_wavelength
-from desi_abundances.io.desi_coadd import IVAR_UNIT, DesiCoaddDataset
+from desi_abundances.io.datasets.desi_coadd import DesiCoaddDataset
+from desi_abundances.io.desi_coadd import IVAR_UNIT
 from desi_abundances.spectra import ArmSpectra, CoaddSpectra
 
 REAL_DESI = Path(__file__).resolve().parents[3] / "shared" / "data" / "real_desi"
