@@ -51,20 +51,22 @@ def header_to_dict(header: fits.Header) -> dict[str, Any]:
     return {key: header[key] for key in header if key not in _SKIP_HEADER_KEYS}
 
 
-def _image_shape(hdu: Any) -> tuple[int, ...]:
-    """Numpy shape of an image HDU from its header (NAXISn reversed)."""
-    header = hdu.header
-    return tuple(int(header[f"NAXIS{i}"]) for i in range(int(header["NAXIS"]), 0, -1))
-
-
-def read_image(hdul: fits.HDUList, name: str, path: Path) -> np.ndarray:
+def read_image(hdul: fits.HDUList, name: str, path: Path,
+               expected: tuple[int, ...] | None = None) -> np.ndarray:
     """Image HDU ``name`` of an open file as a plain, native-endian ndarray (one converting
-    copy of the memory-mapped data; BZERO/BSCALE applied by astropy)."""
+    copy of the memory-mapped data; BZERO/BSCALE applied by astropy).
+
+    Raises:
+        FitsReadError: naming file and HDU: not an image, truncated, or (``expected``) of
+            another shape.
+    """
     hdu = get_hdu(hdul, name, path)
     if not hdu.is_image or isinstance(hdu, fits.PrimaryHDU) and hdu.header.get("NAXIS", 0) == 0:
         raise FitsReadError(f"{path}: HDU {name!r} is not an image")
-    shape = _image_shape(hdu)
-    short = missing_bytes(hdul, name, path)
+    shape = tuple(hdu.shape)
+    if expected is not None:
+        _check_shape(path, name, shape, expected)
+    short = missing_bytes(hdu, path)
     if short:
         count = int(np.prod(shape)) if shape else 0
         itemsize = abs(int(hdu.header["BITPIX"])) // 8
@@ -128,9 +130,7 @@ def read_coadd(
             expected = (n_rows, wavelength.size)
             arrays = {}
             for kind in ("FLUX", "IVAR", "MASK"):
-                name = f"{arm}_{kind}"
-                _check_shape(path, name, _image_shape(get_hdu(hdul, name, path)), expected)
-                arrays[kind] = read_image(hdul, name, path)
+                arrays[kind] = read_image(hdul, f"{arm}_{kind}", path, expected)
             resolution = None
             if read_resolution:
                 name = f"{arm}_RESOLUTION"

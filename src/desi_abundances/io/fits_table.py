@@ -55,11 +55,10 @@ def get_hdu(hdul: fits.HDUList, hdu: int | str, path: Path) -> Any:
         ) from exc
 
 
-def missing_bytes(hdul: fits.HDUList, hdu: int | str, path: Path) -> int:
-    """How many bytes of the data of ``hdu`` lie past the end of the file (0: complete)."""
-    item = get_hdu(hdul, hdu, path)
-    start = hdul.fileinfo(hdul.index_of(hdu))["datLoc"]
-    return max(0, start + int(item.size) - Path(path).stat().st_size)
+def missing_bytes(hdu: Any, path: Path) -> int:
+    """How many bytes of the data of ``hdu`` (an HDU of the open file ``path``) lie past the
+    end of the file (0: complete)."""
+    return max(0, hdu.fileinfo()["datLoc"] + int(hdu.size) - Path(path).stat().st_size)
 
 
 def column_to_series_data(values: np.ndarray) -> Any:
@@ -95,7 +94,7 @@ def read_table(
     if missing:
         raise FitsReadError(f"{path}: HDU {hdu!r} has no column(s) {missing}")
     n_rows = int(table_hdu.header["NAXIS2"])
-    if missing_bytes(hdul, hdu, path):
+    if missing_bytes(table_hdu, path):
         raise FitsReadError(f"{path}: HDU {hdu!r} is truncated ({n_rows} rows expected)")
     try:
         data = table_hdu.data
@@ -161,7 +160,8 @@ def columns_for(columns: Sequence[str] | Mapping[str, Sequence[str]] | None,
 _FITS_CODES = {"b": "L", "i1": "I", "u1": "B", "i2": "I", "u2": "I", "i4": "J", "u4": "J",
                "i8": "K", "u8": "K", "f2": "E", "f4": "E", "f8": "D", "c8": "C", "c16": "M"}
 """TFORM codes of numpy dtypes (``kind`` + itemsize; ``b`` = bool). Unsigned integers get
-astropy's BZERO offset; int8 is widened to int16 (astropy's own table maps it to logical)."""
+a BZERO offset (:func:`dataframe_to_hdu`); int8 is widened to int16 (astropy's own dtype
+table maps it to logical, which loses the values)."""
 
 
 def fits_format(values: np.ndarray) -> str:
@@ -192,8 +192,11 @@ def dataframe_to_hdu(df: pd.DataFrame, extname: str | None, header: dict | None 
                 values = np.array(strings, dtype=f"S{width}")
         elif values.dtype.kind == "U":
             values = values.astype(f"S{max(values.dtype.itemsize // 4, 1)}")
+        # unsigned integers: FITS stores them signed with a BZERO offset (astropy applies it)
+        unsigned = values.dtype.kind == "u" and values.dtype.itemsize > 1
         cols.append(fits.Column(name=str(name), array=values, format=fits_format(values),
-                                unit=(units or {}).get(str(name))))
+                                unit=(units or {}).get(str(name)),
+                                bzero=2 ** (8 * values.dtype.itemsize - 1) if unsigned else None))
     table = fits.BinTableHDU.from_columns(cols, name=extname)
     for key, value in (header or {}).items():
         table.header[key] = value
