@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from desi_abundances.io.processed_spectra import ProcessedSpectraDataset
+from desi_abundances.io.datasets.processed_spectra import ProcessedSpectraDataset
 from desi_abundances.nn.data import fit_pixel_standardisation, label_table, split_targets
 from desi_abundances.pipelines.feature_engineering.nodes import (
     build_training_spectra,

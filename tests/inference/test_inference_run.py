@@ -134,7 +134,7 @@ def test_rerun_after_crash_redoes_only_missing_partial_and_stale(survey, tmp_pat
     assert summary["rebuilt"] and summary["n_rows"] == len(expected)
 
     # a coadd file rewritten (a new data release, a rebuilt mock): only its output is redone
-    from desi_abundances.io.desi_coadd import DesiCoaddDataset
+    from desi_abundances.io.datasets.desi_coadd import DesiCoaddDataset
     from inference_fakes import make_coadd
 
     rewritten = root / f"{partition_id(10014)}.fits"
