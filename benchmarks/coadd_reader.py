@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from astropy.io import fits
 
-from desi_abundances.constants import ARMS, arm_wavelength
+from desi_abundances.desi.grids import ARMS, arm_wavelength
 from desi_abundances.io.desi_coadd import read_coadd, write_coadd
 from desi_abundances.spectra import ArmSpectra, CoaddSpectra
 

@@ -256,7 +256,8 @@ def random_bundle(labels: list[str], seed: int) -> Any:
     """A randomly initialised network of the default architecture on the brz grid."""
     import torch
 
-    from desi_abundances.constants import brz_wavelength, label_unit
+    from desi_abundances.constants import label_unit
+    from desi_abundances.desi.grids import brz_wavelength
     from desi_abundances.nn.bundle import ModelBundle, current_versions
     from desi_abundances.nn.network import architecture_for, build_network
 
@@ -285,8 +286,8 @@ def random_bundle(labels: list[str], seed: int) -> Any:
 
 
 def choose_bundle(option: str, seed: int) -> tuple[Any, str]:
+    from desi_abundances.nn.bundle_io import load_bundle
     from desi_abundances.nn.adapter import BundleMismatchError, BundlePredictor
-    from desi_abundances.io.model_bundle import load_bundle
 
     path = ROOT / "data" / "06_models" / "model_bundle.safetensors" if option == "auto" else Path(option)
     if option != "random" and path.exists():

@@ -32,11 +32,7 @@ import pandas as pd
 from astropy import units as u
 from astropy.coordinates import SkyCoord
 
-from desi_abundances.constants import (
-    ALL_LABEL_COLUMNS,
-    ASPCAPFLAG_STAR_BAD_BIT,
-    EXTRATARG_DUPLICATE_BIT,
-)
+from desi_abundances.constants import ALL_LABEL_COLUMNS, ASPCAPFLAG_STAR_BAD_BIT, EXTRATARG_DUPLICATE_BIT
 from desi_abundances.desi.astrometry import propagate_positions
 from desi_abundances.ingestion import NO_GAIA_ID, gaia_source_ids
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from survey_tables import make_apogee
 
 from desi_abundances.constants import ABUNDANCE_COLUMNS
 from desi_abundances.crossmatch import (
@@ -13,7 +14,6 @@ from desi_abundances.crossmatch import (
     passes_quality_cuts,
     quality_cut_masks,
 )
-from survey_tables import make_apogee
 
 ARCSEC = 1 / 3600
 CUTS = {

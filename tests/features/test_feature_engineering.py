@@ -13,7 +13,6 @@ from desi_abundances.pipelines.feature_engineering.nodes import (
     split_training_set,
 )
 from desi_abundances.spectra import Spectra, preprocess
-
 from synthetic_coadds import make_coadd
 
 LABELS = ["teff", "fe_h", "mg_fe"]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
 from desi_abundances.desi.naming import list_coadds
 from desi_abundances.inference import prepare
 from desi_abundances.io.datasets.desi_coadd import DesiCoaddDataset

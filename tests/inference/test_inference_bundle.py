@@ -11,10 +11,11 @@ import pytest
 import torch
 import yaml
 from astropy.io import fits
+from inference_fakes import partition_id, rvtab
 from kedro.io import DataCatalog
 from kedro.runner import SequentialRunner
 
-from desi_abundances.constants import arm_wavelength, brz_wavelength
+from desi_abundances.desi.grids import arm_wavelength, brz_wavelength
 from desi_abundances.inference import FLAG_BITS
 from desi_abundances.io.datasets.desi_coadd import DesiCoaddDataset
 from desi_abundances.io.datasets.fits_table import FitsTableDataset
@@ -24,7 +25,6 @@ from desi_abundances.nn.bundle import ModelBundle, current_versions
 from desi_abundances.nn.network import architecture_for, build_network
 from desi_abundances.pipelines.inference.pipeline import create_pipeline
 from desi_abundances.spectra import ArmSpectra, CoaddSpectra
-from inference_fakes import partition_id, rvtab
 
 LABELS = ["teff", "logg", "fe_h"]
 PROJECT = Path(__file__).resolve().parents[2]

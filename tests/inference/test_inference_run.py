@@ -9,6 +9,15 @@ import numpy as np
 import pandas as pd
 import pytest
 from astropy.io import fits
+from inference_fakes import (
+    LABELS,
+    CountingReader,
+    FakePredictor,
+    coadd_partitions,
+    partition_id,
+    rvtab,
+    write_survey,
+)
 
 from desi_abundances.inference import (
     InferenceError,
@@ -18,15 +27,6 @@ from desi_abundances.inference import (
     output_path,
     radial_velocity_table,
     run_inference,
-)
-from inference_fakes import (
-    LABELS,
-    CountingReader,
-    FakePredictor,
-    coadd_partitions,
-    partition_id,
-    rvtab,
-    write_survey,
 )
 
 HEALPIXELS = [10010, 10011, 10012, 10013, 10014, 10015]
@@ -134,8 +134,9 @@ def test_rerun_after_crash_redoes_only_missing_partial_and_stale(survey, tmp_pat
     assert summary["rebuilt"] and summary["n_rows"] == len(expected)
 
     # a coadd file rewritten (a new data release, a rebuilt mock): only its output is redone
-    from desi_abundances.io.datasets.desi_coadd import DesiCoaddDataset
     from inference_fakes import make_coadd
+
+    from desi_abundances.io.datasets.desi_coadd import DesiCoaddDataset
 
     rewritten = root / f"{partition_id(10014)}.fits"
     changed = make_coadd(10014, n_spectra=4, seed=99)

@@ -8,7 +8,6 @@ import pytest
 from desi_abundances import spectra
 from desi_abundances.spectra import preprocess, preprocess_reference
 from desi_abundances.spectra import settings as spectra_settings
-
 from synthetic_coadds import make_coadd
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from desi_abundances.constants import SPEED_OF_LIGHT_KMS, brz_wavelength
+from desi_abundances.desi.grids import brz_wavelength
+from desi_abundances.physics import SPEED_OF_LIGHT_KMS
 from desi_abundances.spectra import (
     SpectraShapeError,
     preprocess,
@@ -13,7 +14,6 @@ from desi_abundances.spectra import (
     shift_to_rest_frame,
 )
 from desi_abundances.spectra import reference as reference_module
-
 from synthetic_coadds import LINE_CENTRES_ANGSTROM, line_profile, make_coadd
 
 

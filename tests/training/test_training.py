@@ -4,13 +4,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from synthetic_labels import LABELS, make_labelled_spectra
 
 from desi_abundances.nn.data import fit_pixel_standardisation, split_targets
 from desi_abundances.nn.model import fit_label_model, split_rows
 from desi_abundances.nn.predict import predict_labels
 from desi_abundances.pipelines.training.nodes import train_label_model
-
-from synthetic_labels import LABELS, make_labelled_spectra
 
 SETTINGS = {
     "architecture": {"hidden_sizes": [32, 32], "dropout": 0.0, "input_components": 0},

@@ -12,7 +12,6 @@ import os
 from pathlib import Path
 
 import numpy as np
-import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 

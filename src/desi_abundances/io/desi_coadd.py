@@ -16,7 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 from astropy.io import fits
 
-from desi_abundances.constants import ARMS, FLUX_UNIT
+from desi_abundances.desi.grids import ARMS, FLUX_UNIT
 from desi_abundances.io.atomic import atomic_write
 from desi_abundances.io.fits_table import (
     FitsReadError,

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from desi_abundances.constants import SPEED_OF_LIGHT_KMS
+from desi_abundances.physics import SPEED_OF_LIGHT_KMS
 from desi_abundances.spectra import kernels
 from desi_abundances.spectra import settings as spectra_settings
 

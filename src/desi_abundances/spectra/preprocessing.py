@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from desi_abundances.constants import brz_wavelength
+from desi_abundances.desi.grids import brz_wavelength
 from desi_abundances.spectra.compiled import preprocess_compiled
 from desi_abundances.spectra.containers import CoaddSpectra, Spectra, SpectraShapeError
 from desi_abundances.spectra.reference import ContinuumPlan, lattice_offset, preprocess_numpy

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
-from desi_abundances.constants import SPEED_OF_LIGHT_KMS
+from desi_abundances.physics import SPEED_OF_LIGHT_KMS
 from desi_abundances.spectra.containers import SpectraShapeError
 
 PREPROCESS_BLOCK_ROWS = 16

@@ -19,10 +19,9 @@ written once, never rewritten) hold:
 """
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 

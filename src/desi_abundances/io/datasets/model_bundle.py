@@ -1,4 +1,4 @@
-"""``ModelBundleDataset``: the Kedro wrapper of ``io.model_bundle`` (one safetensors file)."""
+"""``ModelBundleDataset``: the Kedro wrapper of ``nn.bundle_io`` (one safetensors file)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,8 +7,8 @@ from typing import Any
 from kedro.io import AbstractDataset, DatasetError
 
 from desi_abundances.io.datasets.common import as_dataset_error
-from desi_abundances.io.model_bundle import BundleReadError, load_bundle, save_bundle
 from desi_abundances.nn.bundle import ModelBundle
+from desi_abundances.nn.bundle_io import BundleReadError, load_bundle, save_bundle
 
 
 class ModelBundleDataset(AbstractDataset[ModelBundle, ModelBundle]):

@@ -7,6 +7,8 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import pandas as pd
 
+from desi_abundances.desi.naming import split_partitions
+from desi_abundances.desi.velocity import trusted_vrad_kms
 from desi_abundances.ingestion import (
     ApogeeNeighbours,
     CoaddStack,
@@ -20,8 +22,6 @@ from desi_abundances.ingestion import (
     stellar_target_mask,
     strip_strings,
 )
-from desi_abundances.desi.naming import split_partitions
-from desi_abundances.desi.velocity import trusted_vrad_kms
 from desi_abundances.spectra import CoaddSpectra, median_snr
 
 logger = logging.getLogger(__name__)
