@@ -53,7 +53,7 @@ def mock_kind(values: np.ndarray) -> str:
 def deviations(tables: dict[str, pd.DataFrame | np.recarray], real: dict) -> dict:
     found = {}
     for hdu, data in tables.items():
-        for name in data.dtype.names:
+        for name in data:
             key = (hdu, name)
             if key not in real:
                 continue  # mock-only helper columns are allowed (e.g. FIBERMAP HEALPIX)
@@ -79,9 +79,9 @@ def mock_files():
     from astropy.io import fits  # noqa: PLC0415
 
     with fits.open(mws) as hdul:
-        tables = {hdu.name: np.array(hdu.data) for hdu in hdul[1:]}
+        tables = {hdu.name: {n: np.asarray(hdu.data[n]) for n in hdu.columns.names} for hdu in hdul[1:]}
     with fits.open(allstar) as hdul:
-        tables["allStar"] = np.array(hdul[1].data)
+        tables["allStar"] = {n: np.asarray(hdul[1].data[n]) for n in hdul[1].columns.names}
     return tables
 
 
