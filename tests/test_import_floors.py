@@ -20,7 +20,7 @@ FLOORS: dict[str, int] = {
     # 3: plain readers and writers (no Kedro)
     "io": 3,
     # 4: the science of the stages
-    "nn": 4, "ingestion": 4, "crossmatch": 4, "labels": 4, "synthesis": 4,
+    "nn": 4, "ingestion": 4, "crossmatch": 4, "labels": 4, "synthesis": 4, "fetch": 4,
     # 5: evaluation, figures, the emulator (registers itself as a spectral model)
     "evaluation": 5, "plots": 5, "emulator": 5,
     # 6: applications: inference, the mock survey, the real-star library, Kedro dataset wrappers

@@ -81,8 +81,12 @@ def test_run_writes_per_coadd_tables_and_vac(survey, tmp_path):
         assert header["EXTNAME"] == "VAC" and header["MOCK"] is True
         names = data.columns.names
         units = dict(zip(names, data.columns.units))
-        assert units["TEFF"] == "K" and units["FE_H_ERR"] == "dex" and units["VRAD"] == "km/s"
-        assert units["TARGET_RA"] == "deg"
+        assert units["TEFF"] == "K" and units["VRAD"] == "km s-1" and units["TARGET_RA"] == "deg"
+        assert not units["FE_H_ERR"] and not units["LOGG"]  # DESI: no TUNIT on dex columns
+        index = names.index("FE_H_ERR") + 1
+        assert "[dex]" in header[f"TCOMM{index}"] and "[dex]" in header.comments[f"TTYPE{index}"]
+        assert data["PRIMARY"].dtype == bool and data["PRIMARY"].all()  # one spectrum per star here
+        assert (data["NSPEC"] == 1).all()
         assert header["FLAGB0"] == "LOW_SNR" and header["LRNGB2"] == "FE_H"
         np.testing.assert_array_equal(data["TARGETID"], table["TARGETID"])
         np.testing.assert_array_equal(data["TEFF"], table["teff"])
