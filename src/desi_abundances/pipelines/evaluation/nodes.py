@@ -334,6 +334,11 @@ def compute_metrics(
         )
     markdown = metrics.summary_markdown(per_method, labels, is_mock, criterion=criterion,
                                         notes=notes)
+    if settings.get("data_label"):  # e.g. REAL stellar-library spectra (conf/real_stars)
+        meta["data_label"] = str(settings["data_label"])
+        title, _, rest = markdown.partition("\n")
+        markdown = (f"{title} ({settings.get('data_tag', 'REAL')})\n\n"
+                    f"**{settings['data_label']}**\n{rest}")
     return metrics.json_safe(report), metrics.mlflow_metrics_history(flat), markdown
 
 
