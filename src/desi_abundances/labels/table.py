@@ -115,7 +115,7 @@ def write_table_file(frame: pd.DataFrame, path: str | Path, fmt: str | None = No
 
 
 def _numeric(frame: pd.DataFrame, column: str, where: str, missing: Sequence[float]) -> np.ndarray:
-    values = pd.to_numeric(frame[column], errors="coerce").to_numpy(np.float64)
+    values = pd.to_numeric(frame[column], errors="coerce").to_numpy(np.float64, copy=True)
     raw = frame[column]
     unparsable = np.isnan(values) & raw.notna().to_numpy() & (raw.astype(str).str.strip() != "").to_numpy()
     if unparsable.any():
@@ -147,7 +147,8 @@ def reference_labels(frame: pd.DataFrame, labels: Sequence[str],
             names in the file; defaults REFERENCE_ID, RA, DEC, TARGETID), ``label_columns``
             (``{label: {value, error, flag}}``; defaults ``<LABEL>``, ``<LABEL>_ERR``,
             ``<LABEL>_FLAG``), ``default_errors`` (``{label: error}`` where the file has no
-            error column), ``missing_values`` (sentinels read as missing, e.g. [-9999]).
+            error column), ``missing_values`` (sentinels read as missing, e.g. [-9999]),
+            ``keep_columns`` (other columns carried along unchanged, e.g. [LIBRARY]).
         where: the file, for messages (default ``frame.attrs["source"]``).
 
     Raises:
@@ -208,6 +209,10 @@ def reference_labels(frame: pd.DataFrame, labels: Sequence[str],
             out[f"{upper}_FLAG"] = flag.to_numpy().astype(np.int64)
         else:
             out[f"{upper}_FLAG"] = np.zeros(n, dtype=np.int64)
+    for column in spec.get("keep_columns") or []:
+        if column not in frame.columns:
+            raise LabelTableError(f"{where}: no column {column!r} (params:labels_source.keep_columns)")
+        out.setdefault(column, frame[column].to_numpy())
     table = pd.DataFrame(out)
     logger.info("%s: %d reference stars (%d with a TARGETID, %d with a position), labels %s",
                 where, n, int((table["TARGETID"] > 0).sum()),
