@@ -10,7 +10,8 @@ engineering masks that label); ``reference_cuts`` drop stars. pandas/numpy only,
 from __future__ import annotations
 
 import logging
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -70,7 +71,7 @@ def match_reference(spectra: pd.DataFrame, reference: pd.DataFrame,
     """TARGETID first; reference rows without one but with RA/Dec by position
     (``match_radius_arcsec``, epochs as for allStar); one spectrum per reference star."""
     by_id = match_by_targetid(spectra, reference)
-    counts = {"targetid_pairs": int(len(by_id))}
+    counts = {"targetid_pairs": len(by_id)}
     positioned = np.flatnonzero((reference["TARGETID"].to_numpy() <= 0)
                                 & np.isfinite(reference["RA"].to_numpy(np.float64))
                                 & np.isfinite(reference["DEC"].to_numpy(np.float64)))
@@ -84,10 +85,10 @@ def match_reference(spectra: pd.DataFrame, reference: pd.DataFrame,
         by_position = pairs.assign(desi_row=np.flatnonzero(left)[pairs["desi_row"].to_numpy()],
                                    apogee_row=positioned[pairs["apogee_row"].to_numpy()])
         by_position = by_position.drop(columns=["TARGETID"])
-    counts["position_pairs"] = int(len(by_position))
+    counts["position_pairs"] = len(by_position)
     ids = reference[REFERENCE_ID].to_numpy()
     pairs = one_per_star(pd.concat([by_id, by_position], ignore_index=True), spectra, ids)
-    counts["one_per_star"] = int(len(pairs))
+    counts["one_per_star"] = len(pairs)
     return pairs, counts
 
 
@@ -139,11 +140,11 @@ def crossmatch_reference(spectra: pd.DataFrame, reference: pd.DataFrame,
     report = {
         "label_source": "table",
         "reference_cuts": sequential_counts(len(reference), masks, "reference_rows"),
-        "desi": {"spectra": int(len(spectra)), "targets": int(spectra["TARGETID"].nunique())},
+        "desi": {"spectra": len(spectra), "targets": int(spectra["TARGETID"].nunique())},
         "matching": counts,
         "matched_after_cuts": sequential_counts(len(pairs), matched_masks, "matched_pairs"),
         "final": {
-            "pairs": int(len(table)),
+            "pairs": len(table),
             "by_method": {m: int((table["match_method"] == m).sum())
                           for m in (TARGETID_MATCH, POSITION)},
             "unique_targetid": int(table["TARGETID"].nunique()),

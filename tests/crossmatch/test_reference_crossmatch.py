@@ -7,11 +7,11 @@ import pandas as pd
 import pytest
 
 from desi_abundances.crossmatch import CrossmatchError
+from desi_abundances.ingestion import IngestionError
 from desi_abundances.labels import reference_labels
 from desi_abundances.nn.data import label_table
 from desi_abundances.pipelines.crossmatch.nodes import crossmatch_desi_apogee
 from desi_abundances.pipelines.data_ingestion.nodes import select_apogee_stars
-from desi_abundances.ingestion import IngestionError
 from desi_abundances.reference_crossmatch import crossmatch_reference
 
 LABELS = ["teff", "logg", "fe_h"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from astropy.io import fits
+from fake_wheel import make_wheel
 
 from desi_abundances.real_stars.fetch import ensure_wheel
 from desi_abundances.real_stars.libraries import (
@@ -12,7 +13,6 @@ from desi_abundances.real_stars.libraries import (
     open_wheel,
     read_library,
 )
-from fake_wheel import make_wheel
 
 
 def test_miles_reader_labels_and_air(tmp_path):

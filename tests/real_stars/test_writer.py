@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from fake_wheel import LINE_AIR
 
 from desi_abundances.constants import arm_wavelength
 from desi_abundances.mock.line_table import air_to_vacuum
 from desi_abundances.real_stars import writer
 from desi_abundances.real_stars.libraries import Library
-from fake_wheel import LINE_AIR
 
 NODATA = 1 << writer.NODATA_BIT
 TELLURIC = 1 << writer.TELLURIC_BIT

@@ -4,9 +4,9 @@ sample, a stellar library) into one canonical form."""
 from desi_abundances.labels.table import (
     LABEL_SOURCE_APOGEE,
     LABEL_SOURCE_TABLE,
-    LabelTableError,
     NO_TARGETID,
     REFERENCE_ID,
+    LabelTableError,
     label_source_kind,
     read_label_table,
     read_table_file,
@@ -17,9 +17,9 @@ from desi_abundances.labels.table import (
 __all__ = [
     "LABEL_SOURCE_APOGEE",
     "LABEL_SOURCE_TABLE",
-    "LabelTableError",
     "NO_TARGETID",
     "REFERENCE_ID",
+    "LabelTableError",
     "label_source_kind",
     "read_label_table",
     "read_table_file",

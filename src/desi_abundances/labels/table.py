@@ -15,8 +15,9 @@ pandas/astropy only, no Kedro. Every error names the file (or ``where``) and the
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd

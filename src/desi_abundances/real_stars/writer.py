@@ -12,7 +12,8 @@ IVAR 0, MASK bit SOMEBADPIX. numpy/pandas only, no Kedro.
 from __future__ import annotations
 
 import logging
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd

@@ -24,8 +24,8 @@ from desi_abundances.pipelines import (
 TESTS = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(TESTS))
 sys.path.insert(0, str(TESTS / "real_stars"))
-from fake_wheel import make_wheel  # noqa: E402
-from kedro_project import PROJECT, catalog_below, feed_params, redirect  # noqa: E402
+from fake_wheel import make_wheel
+from kedro_project import PROJECT, catalog_below, feed_params, redirect
 
 
 def test_registered_outside_the_default_chain():

@@ -72,7 +72,7 @@ def summarise(real_star_targets: pd.DataFrame, reference_labels: pd.DataFrame,
     for name, rows in real_star_targets.groupby("LIBRARY"):
         labels = reference_labels[reference_labels["LIBRARY"] == name]
         per_library[str(name)] = {
-            "stars": int(len(rows)),
+            "stars": len(rows),
             "complete_labels": int(np.isfinite(labels[["TEFF", "LOGG", "FE_H"]].to_numpy()).all(axis=1).sum()),
             "median_snr": float(np.median(rows["SNR"])),
             "coadds": int(rows["partition"].nunique()),
