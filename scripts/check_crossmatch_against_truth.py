@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from desi_abundances.crossmatch import compare_with_truth
+from desi_abundances.crossmatch.apogee import compare_with_truth
 
 
 def main(argv: list[str] | None = None) -> int:

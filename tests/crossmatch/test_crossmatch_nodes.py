@@ -42,10 +42,12 @@ def test_node_with_project_parameters_gives_json_report():
 
 def test_pipelines_read_and_write_the_contracted_datasets():
     ingestion = ingestion_pipeline()
-    assert ingestion.inputs() == {"desi_coadds", "mws_catalogue", "apogee_allstar", "params:data_ingestion"}
+    assert ingestion.inputs() == {"desi_coadds", "mws_catalogue", "apogee_allstar", "params:data_ingestion",
+                                  "params:labels_source", "params:labels"}
     assert ingestion.all_outputs() == {"stacked_spectra", "spectra_metadata", "apogee_stars"}
     crossmatch = crossmatch_pipeline()
-    assert crossmatch.inputs() == {"spectra_metadata", "apogee_stars", "params:crossmatch"}
+    assert crossmatch.inputs() == {"spectra_metadata", "apogee_stars", "params:crossmatch",
+                                   "params:labels_source"}
     assert crossmatch.outputs() == {"crossmatch", "crossmatch_report"}
     catalog = {
         **yaml.safe_load((CONF / "catalog_data_ingestion.yml").read_text()),

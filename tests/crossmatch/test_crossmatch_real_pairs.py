@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from desi_abundances.crossmatch import match_spectra_to_apogee
+from desi_abundances.crossmatch.apogee import match_spectra_to_apogee
 
 REAL = (Path(__file__).resolve().parents[3] / "shared" / "data" / "desi_dr1_x_apogee"
         / "apogee_dr12_desi_dr1_crossmatch.csv")

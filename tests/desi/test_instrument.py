@@ -8,7 +8,7 @@ import pytest
 from desi_abundances.desi import instrument
 from desi_abundances.desi.bitmasks import SPECMASK_BITS
 from desi_abundances.desi.grids import ARMS, arm_wavelength
-from desi_abundances.mock.healpix import ang2pix_nest
+from desi_abundances.desi.healpix import ang2pix_nest
 from desi_abundances.physics import SPEED_OF_LIGHT_KMS
 from desi_abundances.spectral_models.analytic import log_uniform_grid
 

@@ -148,4 +148,13 @@ def metrics_report(test_predictions: pd.DataFrame, labels: Sequence[str],
         flat[f"{method}_labels_won"] = float(sum(v == method for v in best.values()))
     markdown = metrics.summary_markdown(per_method, labels, is_mock, criterion=criterion,
                                         notes=_notes(ridge_info, cannon_info))
+    if settings.get("data_label"):  # e.g. REAL stellar-library spectra (conf/real_stars)
+        meta["data_label"] = str(settings["data_label"])
+        markdown = labelled_summary(markdown, settings["data_label"], settings.get("data_tag", "REAL"))
     return metrics.json_safe(report), flat, markdown
+
+
+def labelled_summary(markdown: str, data_label: str, data_tag: str) -> str:
+    """The summary with its data named under the title (``# ... (REAL)`` then the label)."""
+    title, _, rest = markdown.partition("\n")
+    return f"{title} ({data_tag})\n\n**{data_label}**\n{rest}"

@@ -26,7 +26,8 @@ from desi_abundances.desi.bitmasks import DESI_TARGET_BITS, FIBERSTATUS_BITS, MW
 from desi_abundances.desi.grids import ARMS, arm_wavelength
 from desi_abundances.desi.naming import partition_id
 from desi_abundances.io.desi_coadd import MOCK_COMMENT
-from desi_abundances.mock.healpix import DESI_NSIDE, ang2pix_nest, gaia_source_id
+from desi_abundances.desi.healpix import DESI_NSIDE, ang2pix_nest
+from desi_abundances.mock.healpix import gaia_source_id
 from desi_abundances.spectra import ArmSpectra, CoaddSpectra, good_pixels
 from desi_abundances.spectral_models.registry import SpectralModel
 from desi_abundances.spectral_models.registry import build as build_spectral_model

@@ -6,19 +6,29 @@ from typing import Any
 
 import pandas as pd
 
-from desi_abundances.crossmatch import crossmatch
+from desi_abundances.crossmatch.apogee import crossmatch
+from desi_abundances.labels import LABEL_SOURCE_TABLE, label_source_kind
+from desi_abundances.crossmatch.reference import crossmatch_reference
 
 logger = logging.getLogger(__name__)
 
 
 def crossmatch_desi_apogee(
-    spectra_metadata: pd.DataFrame, apogee_stars: pd.DataFrame, params: dict[str, Any]
+    spectra_metadata: pd.DataFrame, apogee_stars: pd.DataFrame, params: dict[str, Any],
+    labels_source: dict[str, Any] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Match the candidate DESI spectra to APOGEE stars passing the quality cuts.
+    """Match the candidate DESI spectra to APOGEE stars passing the quality cuts (or, with
+    ``labels_source.kind: table``, to a generic reference-label table).
 
     Returns:
         (``crossmatch`` table, ``crossmatch_report`` dict of counts after every step).
     """
+    if label_source_kind(labels_source) == LABEL_SOURCE_TABLE:
+        table, report = crossmatch_reference(spectra_metadata, apogee_stars, params)
+        report["parameters"] = params
+        logger.info("crossmatch (reference table): %s; %d pairs %s", report["matching"],
+                    report["final"]["pairs"], report["final"]["by_method"])
+        return table, report
     table, report = crossmatch(spectra_metadata, apogee_stars, params)
     report["parameters"] = params
     for step in report["apogee_cuts"]:

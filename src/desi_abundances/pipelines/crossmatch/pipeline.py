@@ -11,7 +11,8 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 crossmatch_desi_apogee,
-                inputs=["spectra_metadata", "apogee_stars", "params:crossmatch"],
+                inputs=["spectra_metadata", "apogee_stars", "params:crossmatch",
+                        "params:labels_source"],
                 outputs=["crossmatch", "crossmatch_report"],
                 name="crossmatch_desi_apogee",
             ),

@@ -24,17 +24,23 @@ from desi_abundances.ingestion import (
     stellar_target_mask,
     strip_strings,
 )
+from desi_abundances.labels import LABEL_SOURCE_TABLE, label_source_kind, reference_labels
 from desi_abundances.spectra import CoaddSpectra, median_snr
 
 logger = logging.getLogger(__name__)
 
 
-def select_apogee_stars(apogee_allstar: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
+def select_apogee_stars(apogee_allstar: pd.DataFrame, params: dict[str, Any],
+                        labels_source: dict[str, Any] | None = None,
+                        labels: list[str] | None = None) -> pd.DataFrame:
     """The allStar columns used downstream (``ingestion.apogee_columns``), text stripped.
 
     Required: APOGEE_ID, RA, DEC, TEFF, LOGG, FE_H; other absent columns are logged and
-    skipped (e.g. an element missing from a release).
+    skipped (e.g. an element missing from a release). With ``labels_source.kind: table``
+    the input is a generic reference-label table instead (``labels.reference_labels``).
     """
+    if label_source_kind(labels_source) == LABEL_SOURCE_TABLE:
+        return _select_reference_stars(apogee_allstar, params, labels_source, labels or [])
     wanted = apogee_columns(params.get("apogee_elements"))
     require_columns(
         apogee_allstar, ["APOGEE_ID", "RA", "DEC", "TEFF", "LOGG", "FE_H"], "APOGEE allStar HDU 1"
@@ -45,6 +51,20 @@ def select_apogee_stars(apogee_allstar: pd.DataFrame, params: dict[str, Any]) ->
     stars = strip_strings(apogee_allstar[[c for c in wanted if c in apogee_allstar.columns]])
     logger.info("APOGEE allStar: %d rows, %d columns kept", len(stars), stars.shape[1])
     return stars.reset_index(drop=True)
+
+
+def _select_reference_stars(table: pd.DataFrame, params: dict[str, Any],
+                            labels_source: dict[str, Any], labels: list[str]) -> pd.DataFrame:
+    """The canonical reference-label table; a table with rows without RA/Dec cannot drive
+    the positional pre-selection (``prefilter_radius_arcsec`` must then be null)."""
+    stars = reference_labels(table, labels, labels_source)
+    unpositioned = int((~np.isfinite(stars["RA"].to_numpy(float))).sum())
+    if unpositioned and params.get("prefilter_radius_arcsec") is not None:
+        raise IngestionError(
+            f"{table.attrs.get('source', 'reference label table')}: {unpositioned} row(s) "
+            "without RA/Dec; set data_ingestion.prefilter_radius_arcsec: null to match them "
+            "by TARGETID")
+    return stars
 
 
 def _select_from_coadd(

@@ -11,7 +11,8 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 select_apogee_stars,
-                inputs=["apogee_allstar", "params:data_ingestion"],
+                inputs=["apogee_allstar", "params:data_ingestion", "params:labels_source",
+                        "params:labels"],
                 outputs="apogee_stars",
                 name="select_apogee_stars",
             ),

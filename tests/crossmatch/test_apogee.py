@@ -7,7 +7,7 @@ import pytest
 from survey_tables import make_apogee
 
 from desi_abundances.constants import ABUNDANCE_COLUMNS
-from desi_abundances.crossmatch import (
+from desi_abundances.crossmatch.apogee import (
     crossmatch,
     match_spectra_to_apogee,
 )
@@ -163,7 +163,7 @@ def test_empty_inputs_give_empty_table(scene):
 
 
 def test_compare_with_truth_counts_recovery_and_false_matches(scene):
-    from desi_abundances.crossmatch import compare_with_truth
+    from desi_abundances.crossmatch.apogee import compare_with_truth
 
     spectra, stars = scene
     table, _ = crossmatch(spectra, stars, PARAMS)
