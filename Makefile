@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	@# torch first, pinned: on this machine 2.13.0 is a local CPU wheel; a range would pull CUDA.
 	$(BIN)/python -m pip install --quiet "torch==2.13.0"
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,benchmarks]"
 	@touch $(STAMP)
 
 venv: $(STAMP)
@@ -40,6 +40,7 @@ run: mock-survey
 	@echo "  MLflow runs       mlflow.db  (open with: $(BIN)/kedro mlflow ui)"
 
 test: venv
+	$(BIN)/ruff check src tests benchmarks scripts
 	$(BIN)/python -m pytest -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 clean-mock:

@@ -123,7 +123,25 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import psutil
+import torch
 import yaml
+
+from desi_abundances import inference
+from desi_abundances.constants import label_unit
+from desi_abundances.desi.grids import brz_wavelength
+from desi_abundances.io.datasets.coadd_tree import CoaddTreeDataset
+from desi_abundances.io.datasets.desi_coadd import DesiCoaddDataset
+from desi_abundances.io.datasets.fits_table import FitsTableDataset
+from desi_abundances.io.desi_coadd import read_image
+from desi_abundances.io.fits_table import open_fits
+from desi_abundances.mock import survey
+from desi_abundances.nn.adapter import BundleMismatchError, BundlePredictor
+from desi_abundances.nn.bundle import ModelBundle, current_versions
+from desi_abundances.nn.bundle_io import load_bundle
+from desi_abundances.nn.network import architecture_for, build_network
+from desi_abundances.nn.predict import input_inverse_variance, predict_labels, standardise
+from desi_abundances.pipelines.inference.nodes import build_vac, predict_coadds
+from desi_abundances.spectra import preprocess
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CACHE = ROOT / "benchmarks" / ".cache"
@@ -207,9 +225,6 @@ def mock_config(n_spectra: int, spectra_per_coadd: int, seed: int) -> dict[str, 
 
 def ensure_mock_survey(cache: Path, n_spectra: int, spectra_per_coadd: int, seed: int) -> Path:
     """The cached mock survey folder; built (resumably, one file at a time) when incomplete."""
-    from desi_abundances.io.datasets.desi_coadd import DesiCoaddDataset
-    from desi_abundances.io.datasets.fits_table import FitsTableDataset
-    from desi_abundances.mock import survey
 
     folder = cache / f"mock_{n_spectra}_s{seed}"
     marker = folder / "survey.json"
@@ -254,12 +269,7 @@ def project_labels() -> list[str]:
 
 def random_bundle(labels: list[str], seed: int) -> Any:
     """A randomly initialised network of the default architecture on the brz grid."""
-    import torch
 
-    from desi_abundances.constants import label_unit
-    from desi_abundances.desi.grids import brz_wavelength
-    from desi_abundances.nn.bundle import ModelBundle, current_versions
-    from desi_abundances.nn.network import architecture_for, build_network
 
     torch.manual_seed(seed)
     wavelength = brz_wavelength()
@@ -286,8 +296,6 @@ def random_bundle(labels: list[str], seed: int) -> Any:
 
 
 def choose_bundle(option: str, seed: int) -> tuple[Any, str]:
-    from desi_abundances.nn.bundle_io import load_bundle
-    from desi_abundances.nn.adapter import BundleMismatchError, BundlePredictor
 
     path = ROOT / "data" / "06_models" / "model_bundle.safetensors" if option == "auto" else Path(option)
     if option != "random" and path.exists():
@@ -324,8 +332,6 @@ def set_page_cache(files: list[Path], state: str) -> None:
 def measure_read(files: list[Path]) -> tuple[float, int, float, float]:
     """(spectra/s, spectra, seconds, CPU seconds) reading FLUX/IVAR/MASK of every arm of
     every file."""
-    from desi_abundances.io.desi_coadd import read_image
-    from desi_abundances.io.fits_table import open_fits
 
     n_spectra, start, cpu_start = 0, time.perf_counter(), time.process_time()
     for path in files:
@@ -345,9 +351,6 @@ def measure_read(files: list[Path]) -> tuple[float, int, float, float]:
 def forward_inputs(bundle: Any, files: list[Path], n_rows: int) -> tuple[np.ndarray, np.ndarray | None]:
     """Standardised network inputs of real preprocessed spectra (the first files), tiled, and
     their inverse variances (input units) when the network takes them (refinement step)."""
-    from desi_abundances.io.datasets.desi_coadd import DesiCoaddDataset
-    from desi_abundances.nn.predict import input_inverse_variance, standardise
-    from desi_abundances.spectra import preprocess
 
     with_ivar = int(bundle.architecture.get("refinement_pixels", 0)) > 0
     median = np.asarray(bundle.pixel_median, np.float32)
@@ -371,9 +374,7 @@ def measure_forward(bundle: Any, inputs: tuple[np.ndarray, np.ndarray | None], n
                     batch_size: int | None = None) -> tuple[float, float, float]:
     """(spectra/s, seconds, CPU seconds of all threads) of the forward pass alone over
     ``n_spectra`` preloaded inputs (and inverse variances, for a refinement step)."""
-    import torch
 
-    from desi_abundances.nn.adapter import BundlePredictor
 
     batch_size = batch_size or BundlePredictor(bundle).batch_size  # as inference runs it
     network = bundle.network()
@@ -409,7 +410,6 @@ def inference_params(out: Path, overrides: dict[str, Any]) -> dict[str, Any]:
 
 def coadd_loaders(survey: Path) -> Any:
     """The coadds as the catalog's ``inference_coadds`` entry loads them (same load_args)."""
-    from desi_abundances.io.datasets.coadd_tree import CoaddTreeDataset
 
     entry = yaml.safe_load((ROOT / "conf" / "base" / "catalog_inference.yml").read_text())["inference_coadds"]
     return CoaddTreeDataset(path=str(survey / "healpix"), load_args=entry.get("load_args")).load()
@@ -419,8 +419,6 @@ def run_end_to_end(survey: Path, bundle: Any, out: Path,
                    overrides: dict[str, Any]) -> tuple[dict, dict, float, float]:
     """Both inference nodes, timed: (inference report, VAC summary, seconds, CPU seconds of
     this process's threads; Dask workers in other processes are not counted)."""
-    from desi_abundances.io.datasets.fits_table import FitsTableDataset
-    from desi_abundances.pipelines.inference.nodes import build_vac, predict_coadds
 
     shutil.rmtree(out, ignore_errors=True)
     params = inference_params(out, overrides)
@@ -436,9 +434,6 @@ def run_end_to_end(survey: Path, bundle: Any, out: Path,
 # --------------------------------------------------------------------------------------
 def profile_stages(survey: Path, bundle: Any, n_files: int, out: Path) -> None:
     """Time each stage on the first ``n_files`` coadds, one after the other, one thread."""
-    from desi_abundances import inference
-    from desi_abundances.io.datasets.fits_table import FitsTableDataset
-    from desi_abundances.nn.predict import predict_labels
 
     velocities = inference.RadialVelocityLookup(inference.radial_velocity_table(
         FitsTableDataset(str(survey / "mwsall-pix-mock.fits"), hdu="RVTAB", columns=RVTAB_COLUMNS).load()))
@@ -549,7 +544,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         overrides[key] = yaml.safe_load(value)
 
     os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
-    import torch
 
     print(f"load average before: {load_average()}", flush=True)
     survey = ensure_mock_survey(args.cache, args.n_spectra, args.spectra_per_coadd, args.seed)

@@ -26,6 +26,7 @@ from matplotlib.figure import Figure
 
 from desi_abundances.desi.grids import ARMS, arm_wavelength
 from desi_abundances.desi.instrument import lsf_matrix
+from desi_abundances.io.atomic import atomic_write
 from desi_abundances.spectral_models import build as build_spectral_model
 from desi_abundances.synthesis.library import LIBRARY_RESOLVING_POWER, read_library
 
@@ -155,7 +156,6 @@ def make_figure(rows: list[dict]) -> Figure:
 
 def save_atomically(fig: Figure, path: Path, dpi: int) -> None:
     """The figure as PNG at ``path``, written atomically (``io.atomic.atomic_write``)."""
-    from desi_abundances.io.atomic import atomic_write
 
     with atomic_write(path) as tmp:
         fig.savefig(tmp, dpi=dpi, format="png")

@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 from astropy.io import fits
 from kedro.runner import SequentialRunner
+from kedro_project import catalog_below, feed_params, load_project_config, redirect
 
 from desi_abundances.pipeline_registry import DEFAULT_CHAIN
 from desi_abundances.pipelines import mock_survey
-from kedro_project import catalog_below, feed_params, load_project_config, redirect
 
 pytestmark = pytest.mark.slow
 

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import logging
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from astropy.io import fits
+from inference_fakes import LABELS, FakePredictor, make_coadd, partition_id, rvtab
 from kedro_datasets.partitions import PartitionedDataset
+from survey_tables import make_apogee, make_mws
 
 from desi_abundances.inference import (
     InferenceSettings,
@@ -25,11 +26,6 @@ from desi_abundances.inference import (
 from desi_abundances.io.datasets.coadd_tree import CoaddTreeDataset
 from desi_abundances.io.datasets.desi_coadd import DesiCoaddDataset
 from desi_abundances.pipelines.data_ingestion.nodes import ingest_spectra, select_apogee_stars
-
-sys.path.insert(0, str(Path(__file__).parent / "inference"))
-sys.path.insert(0, str(Path(__file__).parent / "ingestion"))
-from inference_fakes import LABELS, FakePredictor, make_coadd, partition_id, rvtab  # noqa: E402
-from survey_tables import make_apogee, make_mws  # noqa: E402
 
 REAL_TILE = Path(__file__).resolve().parents[1] / "../shared/data/real_desi/coadd-4-80613-thru20210324.fits"
 TILE_BARE = "tiles/cumulative/169/20210419/coadd-5-169-thru20210419"

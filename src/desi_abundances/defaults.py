@@ -1,7 +1,8 @@
 """Settings dicts: defaults overridden by the user's parameters, typos refused."""
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 
 def with_defaults(defaults: Mapping[str, Any], settings: Mapping[str, Any] | None,

@@ -19,7 +19,8 @@ Angles in degrees, separations in arcsec, proper motions in mas/yr, velocities i
 from __future__ import annotations
 
 import logging
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd

@@ -7,12 +7,12 @@ import pandas as pd
 import pytest
 
 from desi_abundances.crossmatch.apogee import CrossmatchError
+from desi_abundances.crossmatch.reference import crossmatch_reference
 from desi_abundances.ingestion import IngestionError
 from desi_abundances.labels import reference_labels
 from desi_abundances.nn.data import label_table
 from desi_abundances.pipelines.crossmatch.nodes import crossmatch_desi_apogee
 from desi_abundances.pipelines.data_ingestion.nodes import select_apogee_stars
-from desi_abundances.crossmatch.reference import crossmatch_reference
 
 LABELS = ["teff", "logg", "fe_h"]
 

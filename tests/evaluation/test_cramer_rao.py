@@ -55,7 +55,8 @@ def test_bound_is_the_scatter_of_weighted_least_squares():
 
 def test_uninformative_label_is_infinite_and_others_unchanged():
     a = np.c_[A, np.zeros(N_PIX)]
-    model = lambda x: x @ torch.as_tensor(a.T, dtype=x.dtype)
+    def model(x):
+        return x @ torch.as_tensor(a.T, dtype=x.dtype)
     ivar = np.full((1, N_PIX), 100.0)
     bound = cr.cramer_rao_bound(model, np.zeros((1, 4)), ivar)[0]
     assert np.isinf(bound[3])

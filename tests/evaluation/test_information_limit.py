@@ -210,7 +210,7 @@ def test_node_writes_its_outputs_on_tiny_inputs():
     assert report["spectral_model"] == "analytic" and report["spectral_model_warning"] is None
     assert report["status"] == "ok" and report["n_bounded"] == 8  # max_stars
     assert report["labels_without_information"] == ["p_fe"]  # no P lines in the analytic model
-    assert list(bounds.columns) == ["TARGETID", "snr"] + [f"{l}_crb" for l in LABELS]
+    assert list(bounds.columns) == ["TARGETID", "snr"] + [f"{label}_crb" for label in LABELS]
     assert np.all(np.isinf(bounds["p_fe_crb"]))
     assert np.all((bounds["fe_h_crb"] > 0) & (bounds["fe_h_crb"] < 0.5))
     assert np.all((bounds["teff_crb"] > 0) & (bounds["teff_crb"] < 500))

@@ -36,7 +36,7 @@ def test_plans():
     ]
 
 
-def test_fetch_pipeline_for_training(server, tmp_path):  # noqa: F811
+def test_fetch_pipeline_for_training(server, tmp_path):
     base, local = server
     release = tmp_path / "release" / "healpix" / "vac"
     FitsTableDataset(str(release / "mwsall-pix-test.fits"), hdu=["RVTAB", "GAIA"]).save({"RVTAB": RVTAB, "GAIA": GAIA})

@@ -177,7 +177,7 @@ def test_a_bundle_predicts_the_same_after_pickling(project):
     velocities = RadialVelocityLookup(radial_velocity_table(rvtab({10010: coadd})))
     settings = InferenceSettings(only_mws_catalogue=False)
     expected = finish_partition(prepare_partition(coadd, partition_id(10010), predictor, velocities, settings), predictor, settings)
-    predictor.network  # built; must not travel
+    assert predictor.network is not None  # built; must not travel
     clone = pickle.loads(pickle.dumps(predictor))
     assert clone._network is None
     got = finish_partition(prepare_partition(coadd, partition_id(10010), clone, velocities, settings), clone, settings)

@@ -38,11 +38,11 @@ def _write(figure, path):
 def test_every_figure_is_written(table, tmp_path):
     per_method = {
         method: metrics.evaluate_predictions(
-            table[["TARGETID"] + [f"{method}_{l}" for l in LABELS]
-                  + [f"{method}_{l}_err" for l in LABELS]].rename(
-                columns=lambda c: c.removeprefix(f"{method}_")),
-            table[["TARGETID", "snr"] + [f"apogee_{l}" for l in LABELS]
-                  + [f"apogee_{l}_err" for l in LABELS]].rename(
+            table[["TARGETID"] + [f"{method}_{label}" for label in LABELS]
+                  + [f"{method}_{label}_err" for label in LABELS]].rename(
+                columns=lambda c, prefix=f"{method}_": c.removeprefix(prefix)),
+            table[["TARGETID", "snr"] + [f"apogee_{label}" for label in LABELS]
+                  + [f"apogee_{label}_err" for label in LABELS]].rename(
                 columns=lambda c: c.removeprefix("apogee_")),
             LABELS, [0, 20, 200],
         )

@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from desi_abundances.io.datasets.fits_table import FitsTableDataset
 from desi_abundances.ingestion import mws_table
+from desi_abundances.io.datasets.fits_table import FitsTableDataset
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "../shared/data/real_schemas"
 ALLSTAR = SCHEMAS / "allStar-dr17-synspec_rev1_hdu1_columns.csv"
@@ -76,7 +76,7 @@ def mock_files():
     mws, allstar = root / "mwsall-pix-mock.fits", root / "allStar-dr17-synspec_rev1-mock.fits"
     if not (mws.is_file() and allstar.is_file()):
         pytest.skip("no mock survey in data/01_raw (run `make mock` first)")
-    from astropy.io import fits  # noqa: PLC0415
+    from astropy.io import fits
 
     with fits.open(mws) as hdul:
         tables = {hdu.name: {n: np.asarray(hdu.data[n]) for n in hdu.columns.names} for hdu in hdul[1:]}

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from synthetic_coadds import make_coadd
 
 from desi_abundances import spectra
 from desi_abundances.spectra import preprocess, preprocess_reference
 from desi_abundances.spectra import settings as spectra_settings
-from synthetic_coadds import make_coadd
 
 
 def _hard_coadd(seed: int = 3):

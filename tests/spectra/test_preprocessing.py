@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from synthetic_coadds import LINE_CENTRES_ANGSTROM, line_profile, make_coadd
 
 from desi_abundances.desi.grids import brz_wavelength
 from desi_abundances.physics import SPEED_OF_LIGHT_KMS
@@ -14,7 +15,6 @@ from desi_abundances.spectra import (
     shift_to_rest_frame,
 )
 from desi_abundances.spectra import reference as reference_module
-from synthetic_coadds import LINE_CENTRES_ANGSTROM, line_profile, make_coadd
 
 
 def _line_free(wavelength: np.ndarray, margin: float = 40.0) -> np.ndarray:

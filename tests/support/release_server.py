@@ -28,7 +28,7 @@ class RangeHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args):  # quiet
         pass
 
-    def do_GET(self):  # noqa: N802
+    def do_GET(self):
         path = Path(self.translate_path(self.path))
         if path.is_dir():
             return super().do_GET()

@@ -68,7 +68,7 @@ def test_turbospectrum_blocks():
     table = ll.exclude_species(table, ["1.0"])
     text = ll.format_turbospectrum_blocks(table, "test")
     lines = text.splitlines()
-    headers = [l for l in lines if l.startswith("'") and l.split()[0].strip("'")[0].isdigit()]
+    headers = [line for line in lines if line.startswith("'") and line.split()[0].strip("'")[0].isdigit()]
     # Fe I, Fe II and CN blocks with their ionisation and line counts
     parsed = [(h.split("'")[1].strip(), int(h.split("'")[2].split()[0]), int(h.split("'")[2].split()[1]))
               for h in headers]
@@ -77,9 +77,9 @@ def test_turbospectrum_blocks():
     fe_i = lines[lines.index(fe_i_header) + 2]
     # sorted by wavelength; Unsold factor 2.5 for Fe I with no damping
     assert fe_i.split()[0] == "3600.100" and float(fe_i.split()[3]) == 2.5
-    fe_ii = next(l for l in lines if l.strip().startswith("3600.050"))
+    fe_ii = next(line for line in lines if line.strip().startswith("3600.050"))
     assert float(fe_ii.split()[3]) == -7.5  # MOOG's log gamma6 kept
-    cn = next(l for l in lines if l.strip().startswith("3700.000"))
+    cn = next(line for line in lines if line.strip().startswith("3700.000"))
     assert cn.split()[1:3] == ["0.005", "-10.777"]
 
 

@@ -25,7 +25,8 @@ neighbour. Angles in degrees, separations in arcsec, proper motions in mas/yr.
 from __future__ import annotations
 
 import logging
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd

@@ -7,7 +7,8 @@ a join on (TARGETID, SURVEY, PROGRAM) does not depend on case or padding.
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd

@@ -6,7 +6,7 @@ network sees all labels on the same footing whatever their units (K, dex, km/s).
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn

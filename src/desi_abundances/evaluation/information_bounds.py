@@ -7,7 +7,8 @@ Units: teff K, logg dex, abundances dex; S/N per pixel.
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd

@@ -32,7 +32,8 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -196,7 +197,7 @@ def information_limit(provider: FluxJacobianProvider, reference: pd.DataFrame,
         "n_bounded": int(np.isfinite(bounds[:, 0]).sum()),
         "fisher_labels": fisher_labels,
         "nuisance_labels": nuisance,
-        "labels_without_information": [l for l in labels if ratios[l]["no_information"]],
+        "labels_without_information": [label for label in labels if ratios[label]["no_information"]],
         "finite_difference_steps": (
             dict(zip(provider.model_labels, finite_difference_steps(
                 provider.model_labels, settings.get("finite_difference_steps")).tolist()))

@@ -10,7 +10,7 @@ Paths are relative to the production's ``healpix/`` folder (``desi.naming.coadd_
 from __future__ import annotations
 
 import fnmatch
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pandas as pd

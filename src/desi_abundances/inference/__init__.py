@@ -38,7 +38,6 @@ from desi_abundances.inference.outputs import (
     write_partition,
 )
 from desi_abundances.inference.predictor import LabelPredictor, check_labels
-from desi_abundances.inference.primary import primary_spectra
 from desi_abundances.inference.prepare import (
     PreparedPartition,
     coadd_survey_program,
@@ -48,6 +47,7 @@ from desi_abundances.inference.prepare import (
     prepare_partition,
     read_partition,
 )
+from desi_abundances.inference.primary import primary_spectra
 from desi_abundances.inference.runners import process_partition, run_inference
 from desi_abundances.inference.selection import select_partitions, select_targets
 from desi_abundances.inference.settings import FlagSettings, InferenceSettings

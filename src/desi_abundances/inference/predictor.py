@@ -2,7 +2,8 @@
 ``nn.adapter.BundlePredictor``) and the check of its labels against ``params:labels``."""
 from __future__ import annotations
 
-from typing import Any, Protocol, Sequence
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -37,8 +38,8 @@ def check_labels(predictor: LabelPredictor, labels: Sequence[str] | None) -> Non
     if labels is None:
         return
     if list(predictor.label_names) != list(labels):
-        missing = [l for l in labels if l not in predictor.label_names]
-        extra = [l for l in predictor.label_names if l not in labels]
+        missing = [label for label in labels if label not in predictor.label_names]
+        extra = [label for label in predictor.label_names if label not in labels]
         raise BundleMismatchError(
             "model bundle labels do not match params:labels: "
             f"missing from the bundle {missing}, not in params:labels {extra}"

@@ -9,11 +9,14 @@ import logging
 import os
 import time
 from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any
 
+import torch
 from astropy.io import fits
+from distributed import Client, LocalCluster, as_completed
 from tqdm.auto import tqdm
 
 from desi_abundances.inference.errors import CoaddSkipped, InferenceError, MockModelError
@@ -41,7 +44,6 @@ def set_torch_threads(n_threads: int | None) -> int | None:
     the previous number of threads (None when nothing was changed)."""
     if not n_threads:
         return None
-    import torch  # imported here: only when threads are set (keeps this module torch-free)
 
     previous = torch.get_num_threads()
     torch.set_num_threads(int(n_threads))
@@ -223,8 +225,6 @@ def _run_on_dask(
     """Process partitions on a dask.distributed cluster: the model and the velocity table are
     scattered once to every worker; at most ``max_in_flight_per_thread`` tasks per worker
     thread are queued at a time, so neither the scheduler nor the workers hold more."""
-    # imported here: only Dask runs need distributed, and it is slow to import (~1 s)
-    from distributed import Client, LocalCluster, as_completed
 
     cluster = None
     if settings.scheduler == "local":

@@ -3,7 +3,8 @@ targets, those in the MWS catalogue) inference predicts."""
 from __future__ import annotations
 
 import fnmatch
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -10,8 +10,9 @@ the hand-written byte-offset reader this replaced).
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from astropy.io import fits

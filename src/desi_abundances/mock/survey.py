@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -24,16 +25,16 @@ from desi_abundances.desi import instrument
 from desi_abundances.desi.astrometry import propagate_positions
 from desi_abundances.desi.bitmasks import DESI_TARGET_BITS, FIBERSTATUS_BITS, MWS_TARGET_BITS
 from desi_abundances.desi.grids import ARMS, arm_wavelength
+from desi_abundances.desi.healpix import DESI_NSIDE, ang2pix_nest
 from desi_abundances.desi.naming import partition_id
 from desi_abundances.io.desi_coadd import MOCK_COMMENT
-from desi_abundances.desi.healpix import DESI_NSIDE, ang2pix_nest
 from desi_abundances.mock.healpix import gaia_source_id
 from desi_abundances.spectra import ArmSpectra, CoaddSpectra, good_pixels
 from desi_abundances.spectral_models.registry import SpectralModel
 from desi_abundances.spectral_models.registry import build as build_spectral_model
 from desi_abundances.stellar.population import sample_population
 
-LOGGER = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 DR3_EPOCH = 2016.0
 DESI_REF_EPOCH = 2015.5
@@ -156,7 +157,7 @@ def clip_to_spectral_model(stars: pd.DataFrame, config: dict[str, Any]) -> pd.Da
             clipped |= inside != values
             stars[name] = inside
     if clipped.any():
-        LOGGER.info("mock survey: labels of %d of %d stars clipped to the spectral model's "
+        logger.info("mock survey: labels of %d of %d stars clipped to the spectral model's "
                     "range (its library's)", int(clipped.sum()), len(stars))
     return stars
 

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
+import desi_abundances
 from desi_abundances.nn.network import LabelNetwork, build_network
 
 BUNDLE_FORMAT_VERSION = 1
@@ -83,7 +84,6 @@ class ModelBundle:
 
 def current_versions() -> dict[str, str]:
     """Versions recorded in a new bundle."""
-    import desi_abundances
 
     return {
         "bundle_format": str(BUNDLE_FORMAT_VERSION),

@@ -2,7 +2,8 @@
 per-pixel standardisation. numpy/pandas only."""
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd

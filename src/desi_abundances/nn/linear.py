@@ -2,8 +2,8 @@
 initialise the network's linear skip path (the MLP then learns only what is non-linear)."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 

@@ -3,7 +3,8 @@ the label scaling, train, measure the validation scatter and the OOD threshold."
 from __future__ import annotations
 
 import logging
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -16,7 +17,7 @@ from desi_abundances.nn.predict import MAX_INPUT_NOISE, input_distance, predict_
 from desi_abundances.nn.training import TrainingArrays, TrainingResult, train_network
 from desi_abundances.spectra import Spectra, preprocessing_settings
 
-LOGGER = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 def split_rows(spectra: Spectra, data_split: pd.DataFrame, name: str) -> np.ndarray:
@@ -112,13 +113,13 @@ def fit_label_model(training_spectra: Spectra, data_split: pd.DataFrame,
         label_index = spectrum_model.modelled_labels(train_arrays.labels,
                                                      model_settings["min_label_coverage"])
         if label_index.size == 0:
-            LOGGER.warning("no label is known for enough training stars to fit the quadratic "
+            logger.warning("no label is known for enough training stars to fit the quadratic "
                            "spectrum model: training without the refinement step")
         else:
             quadratic = spectrum_model.fit_quadratic_model(
                 train_arrays, label_index, model_settings["ridge"],
                 int(model_settings["imputation_rounds"]))
-            LOGGER.info("quadratic spectrum model: labels %s, %d training stars with all of them",
+            logger.info("quadratic spectrum model: labels %s, %d training stars with all of them",
                         [label_names[i] for i in label_index],
                         int(np.all(np.isfinite(train_arrays.labels[:, label_index]), 1).sum()))
         if architecture["refinement_pixels"] > 0:

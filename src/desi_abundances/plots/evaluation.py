@@ -10,7 +10,7 @@ state, nothing to close).
 from __future__ import annotations
 
 import math
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -170,7 +170,7 @@ def _kiel_panel(ax, teff, logg, fe_h, title: str, colour_range) -> object:
 
 def kiel_diagram(table: pd.DataFrame, method: str = "network", is_mock: bool = False) -> Figure:
     """log g vs Teff coloured by [Fe/H]: the method's labels beside APOGEE's (axes reversed)."""
-    needed = [f"{s}_{l}" for s in (method, REFERENCE) for l in ("teff", "logg", "fe_h")]
+    needed = [f"{s}_{label}" for s in (method, REFERENCE) for label in ("teff", "logg", "fe_h")]
     placeholder = _missing_columns_figure(table, needed, "Kiel diagram", is_mock)
     if placeholder is not None:
         return placeholder
@@ -205,7 +205,7 @@ def kiel_diagram(table: pd.DataFrame, method: str = "network", is_mock: bool = F
 
 def mg_fe_vs_fe_h(table: pd.DataFrame, method: str = "network", is_mock: bool = False) -> Figure:
     """[Mg/Fe] vs [Fe/H] (the alpha sequences): the method beside APOGEE."""
-    needed = [f"{s}_{l}" for s in (method, REFERENCE) for l in ("fe_h", "mg_fe")]
+    needed = [f"{s}_{label}" for s in (method, REFERENCE) for label in ("fe_h", "mg_fe")]
     placeholder = _missing_columns_figure(table, needed, "[Mg/Fe] vs [Fe/H]", is_mock)
     if placeholder is not None:
         return placeholder

@@ -3,7 +3,8 @@ network's scatter against S/N (the numbers come from ``evaluation.information_li
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd

@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from desi_abundances.desi.grids import ARMS, arm_wavelength
 from desi_abundances.desi.bitmasks import SPECMASK_BITS
-from desi_abundances.labels.table import REFERENCE_ID
+from desi_abundances.desi.grids import ARMS, arm_wavelength
 from desi_abundances.desi.healpix import DESI_NSIDE, ang2pix_nest
+from desi_abundances.labels.table import REFERENCE_ID
 from desi_abundances.maths.air_vacuum import air_to_vacuum
 from desi_abundances.real_stars.libraries import Library
 from desi_abundances.spectra import ArmSpectra, CoaddSpectra, median_snr

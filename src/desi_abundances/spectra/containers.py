@@ -13,8 +13,9 @@ boolean array (True = unusable pixel), as in numpy.ma and astropy.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import importlib
 import logging
-from typing import Any, Callable, Protocol, runtime_checkable
+from collections.abc import Callable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd

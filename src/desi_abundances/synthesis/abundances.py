@@ -11,7 +11,7 @@ the labels, in the synthesis and in the APOGEE training labels:
 from __future__ import annotations
 
 import math
-from typing import Mapping
+from collections.abc import Mapping
 
 SOLAR_SCALE_NAME = "Grevesse, Asplund & Sauval 2007 (Turbospectrum v20 makeabund.f sunabund_2007)"
 
@@ -88,5 +88,5 @@ def absolute_abundances(fe_h: float, x_fe: Mapping[str, float]) -> dict[int, flo
 
 def alpha_over_iron(x_fe: Mapping[str, float]) -> float:
     """[alpha/Fe] (dex): mean of the finite Mg, Si, Ca, Ti labels, 0 when none."""
-    values = [float(x_fe[l]) for l in ALPHA_LABELS if l in x_fe and _finite(x_fe[l])]
+    values = [float(x_fe[label]) for label in ALPHA_LABELS if label in x_fe and _finite(x_fe[label])]
     return sum(values) / len(values) if values else 0.0

@@ -182,7 +182,7 @@ def _run_one(star_index: int) -> tuple[int, bool, float, str]:
                            result["continuum"], result["atmosphere"], result["tio"])
         shutil.rmtree(workdir, ignore_errors=True)
         return star_index, True, time.time() - start, ""
-    except Exception as error:  # noqa: BLE001 - every failure is logged and the run goes on
+    except Exception as error:
         message = f"{type(error).__name__}: {error}".replace("\n", " ")[:1000]
         stars.mkdir(parents=True, exist_ok=True)
         (stars / f"{star_index:06d}.failed").write_text(message + "\n")

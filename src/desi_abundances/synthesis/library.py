@@ -20,8 +20,8 @@ written once, never rewritten) hold:
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 

@@ -4,14 +4,14 @@ crossmatch (by TARGETID) -> feature_engineering, the generic label table end to 
 from __future__ import annotations
 
 import copy
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from astropy.io import fits
+from fake_wheel import make_wheel
 from kedro.config import OmegaConfigLoader
 from kedro.runner import SequentialRunner
+from kedro_project import PROJECT, catalog_below, feed_params, redirect
 
 from desi_abundances.pipeline_registry import DEFAULT_CHAIN
 from desi_abundances.pipelines import (
@@ -20,12 +20,6 @@ from desi_abundances.pipelines import (
     feature_engineering,
     real_star_survey,
 )
-
-TESTS = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(TESTS))
-sys.path.insert(0, str(TESTS / "real_stars"))
-from fake_wheel import make_wheel
-from kedro_project import PROJECT, catalog_below, feed_params, redirect
 
 
 def test_registered_outside_the_default_chain():

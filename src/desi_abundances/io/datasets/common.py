@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, NewType
+from typing import NewType
 
 from kedro.io import DatasetError
 from kedro.io.core import get_protocol_and_path
@@ -27,7 +28,8 @@ def local_path(filepath: str) -> Path:
 def as_dataset_error(*errors: type[Exception]) -> Iterator[None]:
     """Re-raise a plain reader's error (``errors``, default :class:`FitsReadError`) as a
     ``DatasetError`` with the same message (it names the file, HDU and column)."""
+    caught = errors or (FitsReadError,)
     try:
         yield
-    except errors or (FitsReadError,) as error:
+    except caught as error:
         raise DatasetError(str(error)) from error

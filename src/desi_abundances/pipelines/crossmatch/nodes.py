@@ -7,8 +7,8 @@ from typing import Any
 import pandas as pd
 
 from desi_abundances.crossmatch.apogee import crossmatch
-from desi_abundances.labels import LABEL_SOURCE_TABLE, label_source_kind
 from desi_abundances.crossmatch.reference import crossmatch_reference
+from desi_abundances.labels import LABEL_SOURCE_TABLE, label_source_kind
 
 logger = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from kedro.pipeline import Node, Pipeline
 
-from .nodes import crossmatch_desi_apogee
+from desi_abundances.pipelines.crossmatch.nodes import crossmatch_desi_apogee
 
 
 def create_pipeline(**kwargs) -> Pipeline:

@@ -1,5 +1,5 @@
 """data_ingestion: raw DESI coadds, MWS catalogue and APOGEE allStar -> candidate training
 spectra (``stacked_spectra``, ``spectra_metadata``) and ``apogee_stars``."""
-from .pipeline import create_pipeline
+from desi_abundances.pipelines.data_ingestion.pipeline import create_pipeline
 
 __all__ = ["create_pipeline"]

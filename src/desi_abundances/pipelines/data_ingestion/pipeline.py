@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from kedro.pipeline import Node, Pipeline
 
-from .nodes import ingest_spectra, select_apogee_stars
+from desi_abundances.pipelines.data_ingestion.nodes import ingest_spectra, select_apogee_stars
 
 
 def create_pipeline(**kwargs) -> Pipeline:

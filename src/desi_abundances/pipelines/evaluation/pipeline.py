@@ -1,7 +1,7 @@
 """Wiring of the evaluation pipeline (``params:evaluation``)."""
 from __future__ import annotations
 
-from kedro.pipeline import Pipeline, node
+from kedro.pipeline import Node, Pipeline
 
 from desi_abundances.pipelines.evaluation import nodes
 
@@ -14,27 +14,27 @@ def create_pipeline(**kwargs) -> Pipeline:
     test_cramer_rao_bounds.parquet, its MLflow metrics, figure and metrics_summary section."""
     return Pipeline(
         [
-            node(
+            Node(
                 nodes.split_spectra,
                 inputs=["training_spectra", "data_split"],
                 outputs=["evaluation_train_spectra", "evaluation_validation_spectra",
                          "evaluation_test_spectra"],
                 name="split_spectra",
             ),
-            node(
+            Node(
                 nodes.evaluation_is_mock,
                 inputs=["evaluation_test_spectra", "model_bundle"],
                 outputs="evaluation_is_mock",
                 name="evaluation_is_mock",
             ),
-            node(
+            Node(
                 nodes.predict_network,
                 inputs=["model_bundle", "evaluation_test_spectra", "params:labels",
                         "params:evaluation"],
                 outputs=["network_test_predictions", "network_test_seconds"],
                 name="predict_network_on_test",
             ),
-            node(
+            Node(
                 nodes.predict_ridge,
                 inputs=["evaluation_train_spectra", "evaluation_validation_spectra",
                         "evaluation_test_spectra", "model_bundle", "params:labels",
@@ -42,21 +42,21 @@ def create_pipeline(**kwargs) -> Pipeline:
                 outputs=["ridge_test_predictions", "ridge_info"],
                 name="fit_and_predict_ridge",
             ),
-            node(
+            Node(
                 nodes.predict_cannon,
                 inputs=["evaluation_train_spectra", "evaluation_test_spectra", "params:labels",
                         "params:evaluation"],
                 outputs=["cannon_test_predictions", "cannon_info"],
                 name="fit_and_predict_cannon",
             ),
-            node(
+            Node(
                 nodes.assemble_test_predictions,
                 inputs=["evaluation_test_spectra", "network_test_predictions",
                         "ridge_test_predictions", "cannon_test_predictions", "params:labels"],
                 outputs="test_predictions",
                 name="assemble_test_predictions",
             ),
-            node(
+            Node(
                 nodes.compute_metrics,
                 inputs=["test_predictions", "params:labels", "params:evaluation",
                         "evaluation_is_mock", "network_test_seconds", "ridge_info",
@@ -64,7 +64,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 outputs=["metrics", "evaluation_mlflow_metrics", "metrics_summary_methods"],
                 name="compute_metrics",
             ),
-            node(
+            Node(
                 nodes.compute_information_limit,
                 inputs=["evaluation_test_spectra", "test_predictions", "params:labels",
                         "params:evaluation", "evaluation_is_mock", "params:mock_survey"],
@@ -72,44 +72,44 @@ def create_pipeline(**kwargs) -> Pipeline:
                          "evaluation_information_limit_figure"],
                 name="compute_information_limit",
             ),
-            node(
+            Node(
                 nodes.summary_with_information_limit,
                 inputs=["metrics_summary_methods", "cramer_rao", "params:labels"],
                 outputs="metrics_summary",
                 name="write_metrics_summary",
             ),
-            node(
+            Node(
                 nodes.plot_one_to_one,
                 inputs=["test_predictions", "params:labels", "evaluation_is_mock"],
                 outputs="evaluation_one_to_one_figure",
                 name="plot_one_to_one",
             ),
-            node(
+            Node(
                 nodes.plot_residuals_vs_snr,
                 inputs=["test_predictions", "params:labels", "params:evaluation",
                         "evaluation_is_mock"],
                 outputs="evaluation_residuals_vs_snr_figure",
                 name="plot_residuals_vs_snr",
             ),
-            node(
+            Node(
                 nodes.plot_kiel,
                 inputs=["test_predictions", "evaluation_is_mock"],
                 outputs="evaluation_kiel_diagram_figure",
                 name="plot_kiel_diagram",
             ),
-            node(
+            Node(
                 nodes.plot_mg_fe_vs_fe_h,
                 inputs=["test_predictions", "evaluation_is_mock"],
                 outputs="evaluation_mg_fe_vs_fe_h_figure",
                 name="plot_mg_fe_vs_fe_h",
             ),
-            node(
+            Node(
                 nodes.plot_calibration,
                 inputs=["test_predictions", "params:labels", "evaluation_is_mock"],
                 outputs="evaluation_uncertainty_calibration_figure",
                 name="plot_uncertainty_calibration",
             ),
-            node(
+            Node(
                 nodes.plot_method_comparison,
                 inputs=["metrics", "params:labels", "evaluation_is_mock"],
                 outputs="evaluation_method_comparison_figure",

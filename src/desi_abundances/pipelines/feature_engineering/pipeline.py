@@ -3,7 +3,11 @@ from __future__ import annotations
 
 from kedro.pipeline import Node, Pipeline
 
-from .nodes import build_training_spectra, fit_standardisation, split_training_set
+from desi_abundances.pipelines.feature_engineering.nodes import (
+    build_training_spectra,
+    fit_standardisation,
+    split_training_set,
+)
 
 
 def create_pipeline(**kwargs) -> Pipeline:

@@ -1,7 +1,7 @@
 """Wiring of the inference pipeline."""
 from __future__ import annotations
 
-from kedro.pipeline import Pipeline, node
+from kedro.pipeline import Node, Pipeline
 
 from desi_abundances.pipelines.inference.nodes import build_vac, predict_coadds
 
@@ -10,7 +10,7 @@ def create_pipeline(**kwargs) -> Pipeline:
     """coadds + MWS radial velocities + model bundle -> per-coadd Parquet -> FITS VAC."""
     return Pipeline(
         [
-            node(
+            Node(
                 predict_coadds,
                 inputs=[
                     "inference_coadds",
@@ -22,7 +22,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 outputs="inference_report",
                 name="predict_coadds",
             ),
-            node(
+            Node(
                 build_vac,
                 inputs=["inference_report", "params:inference"],
                 outputs="vac_summary",

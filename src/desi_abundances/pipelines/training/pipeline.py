@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from kedro.pipeline import Node, Pipeline
 
-from .nodes import train_label_model
+from desi_abundances.pipelines.training.nodes import train_label_model
 
 
 def create_pipeline(**kwargs) -> Pipeline:
