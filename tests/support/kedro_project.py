@@ -9,13 +9,15 @@ from kedro.config import OmegaConfigLoader
 from kedro.io import DataCatalog
 from kedro.pipeline import Pipeline
 
+from desi_abundances.settings import CONFIG_LOADER_ARGS
+
 PROJECT = Path(__file__).resolve().parents[2]
 
 
-def load_project_config() -> OmegaConfigLoader:
-    """The project's configuration (base + local), as ``kedro run`` reads it."""
-    return OmegaConfigLoader(conf_source=str(PROJECT / "conf"), base_env="base",
-                             default_run_env="local")
+def load_project_config(env: str | None = None) -> OmegaConfigLoader:
+    """The project's configuration (base + ``env``, default local), as ``kedro run`` reads it
+    (the loader arguments of ``settings.py``, merge strategy included)."""
+    return OmegaConfigLoader(conf_source=str(PROJECT / "conf"), env=env, **CONFIG_LOADER_ARGS)
 
 
 def redirect(value: Any, root: Path) -> Any:

@@ -9,9 +9,8 @@ import numpy as np
 import pandas as pd
 from astropy.io import fits
 from fake_wheel import make_wheel
-from kedro.config import OmegaConfigLoader
 from kedro.runner import SequentialRunner
-from kedro_project import PROJECT, catalog_below, feed_params, redirect
+from kedro_project import PROJECT, catalog_below, feed_params, load_project_config, redirect
 
 from desi_abundances.pipeline_registry import DEFAULT_CHAIN
 from desi_abundances.pipelines import (
@@ -31,9 +30,7 @@ def test_registered_outside_the_default_chain():
 
 
 def test_real_stars_env_runs_the_ordinary_pipelines(tmp_path):
-    loader = OmegaConfigLoader(conf_source=str(PROJECT / "conf"), base_env="base",
-                               default_run_env="local", env="real_stars",
-                               merge_strategy={"parameters": "soft"})
+    loader = load_project_config(env="real_stars")
     pipeline = (real_star_survey.create_pipeline() + data_ingestion.create_pipeline()
                 + crossmatch.create_pipeline() + feature_engineering.create_pipeline())
     catalog = catalog_below(loader, pipeline, tmp_path)
