@@ -128,10 +128,10 @@ import yaml
 
 from desi_abundances import inference
 from desi_abundances.constants import label_unit
+from desi_abundances.datasets.coadd_tree import CoaddTreeDataset
+from desi_abundances.datasets.desi_coadd import DesiCoaddDataset
+from desi_abundances.datasets.fits_table import FitsTableDataset
 from desi_abundances.desi.grids import brz_wavelength
-from desi_abundances.io.datasets.coadd_tree import CoaddTreeDataset
-from desi_abundances.io.datasets.desi_coadd import DesiCoaddDataset
-from desi_abundances.io.datasets.fits_table import FitsTableDataset
 from desi_abundances.io.desi_coadd import read_image
 from desi_abundances.io.fits_table import open_fits
 from desi_abundances.mock import survey

@@ -12,8 +12,8 @@ import argparse
 import numpy as np
 import pandas as pd
 
-from desi_abundances.io.datasets.model_bundle import ModelBundleDataset
-from desi_abundances.io.datasets.processed_spectra import ProcessedSpectraDataset
+from desi_abundances.datasets.model_bundle import ModelBundleDataset
+from desi_abundances.datasets.processed_spectra import ProcessedSpectraDataset
 from desi_abundances.nn.predict import predict_labels
 
 

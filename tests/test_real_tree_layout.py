@@ -15,6 +15,8 @@ from inference_fakes import LABELS, FakePredictor, make_coadd, partition_id, rvt
 from kedro_datasets.partitions import PartitionedDataset
 from survey_tables import make_apogee, make_mws
 
+from desi_abundances.datasets.coadd_tree import CoaddTreeDataset
+from desi_abundances.datasets.desi_coadd import DesiCoaddDataset
 from desi_abundances.inference import (
     InferenceSettings,
     MockModelError,
@@ -23,8 +25,6 @@ from desi_abundances.inference import (
     radial_velocity_table,
     run_inference,
 )
-from desi_abundances.io.datasets.coadd_tree import CoaddTreeDataset
-from desi_abundances.io.datasets.desi_coadd import DesiCoaddDataset
 from desi_abundances.pipelines.data_ingestion.nodes import ingest_spectra, select_apogee_stars
 
 REAL_TILE = Path(__file__).resolve().parents[1] / "../shared/data/real_desi/coadd-4-80613-thru20210324.fits"
@@ -112,7 +112,7 @@ def test_mock_model_on_real_coadds_refused_unless_allowed(tree, tmp_path, caplog
 def test_data_ingestion_on_a_real_layout(tree, caplog):
     root, coadds = tree
     caplog.set_level(logging.INFO)
-    dataset = PartitionedDataset(path=str(root), dataset={"type": "desi_abundances.io.datasets.desi_coadd.DesiCoaddDataset"},
+    dataset = PartitionedDataset(path=str(root), dataset={"type": "desi_abundances.datasets.desi_coadd.DesiCoaddDataset"},
                                  filename_suffix=".fits")
     loaders = dataset.load()
     assert any("redrock" in p for p in loaders)  # the PartitionedDataset sees everything

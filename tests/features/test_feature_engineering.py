@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from synthetic_coadds import make_coadd
 
-from desi_abundances.io.datasets.processed_spectra import ProcessedSpectraDataset
+from desi_abundances.datasets.processed_spectra import ProcessedSpectraDataset
 from desi_abundances.nn.data import fit_pixel_standardisation, label_table, split_targets
 from desi_abundances.pipelines.feature_engineering.nodes import (
     build_training_spectra,

@@ -8,8 +8,8 @@ import pandas as pd
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
+from desi_abundances.datasets.fits_table import FitsTableDataset
 from desi_abundances.fetch.plan import inference_coadds, training_coadds
-from desi_abundances.io.datasets.fits_table import FitsTableDataset
 from desi_abundances.pipelines.fetch import create_pipeline
 
 RVTAB = pd.DataFrame({

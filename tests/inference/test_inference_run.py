@@ -140,7 +140,7 @@ def test_rerun_after_crash_redoes_only_missing_partial_and_stale(survey, tmp_pat
     # a coadd file rewritten (a new data release, a rebuilt mock): only its output is redone
     from inference_fakes import make_coadd
 
-    from desi_abundances.io.datasets.desi_coadd import DesiCoaddDataset
+    from desi_abundances.datasets.desi_coadd import DesiCoaddDataset
 
     rewritten = root / f"{partition_id(10014)}.fits"
     changed = make_coadd(10014, n_spectra=4, seed=99)

@@ -9,8 +9,8 @@ from astropy.io import fits
 from kedro.io import DatasetError
 from kedro_datasets.partitions import PartitionedDataset
 
+from desi_abundances.datasets.desi_coadd import DesiCoaddDataset
 from desi_abundances.desi.grids import ARMS, FLUX_UNIT, arm_wavelength
-from desi_abundances.io.datasets.desi_coadd import DesiCoaddDataset
 from desi_abundances.io.desi_coadd import IVAR_UNIT
 from desi_abundances.spectra import ArmSpectra, CoaddSpectra
 

@@ -8,7 +8,7 @@ import pytest
 from astropy.io import fits
 from kedro.io import DatasetError
 
-from desi_abundances.io.datasets.fits_table import FitsTableDataset
+from desi_abundances.datasets.fits_table import FitsTableDataset
 
 
 def _big_endian_table(path: Path) -> None:

@@ -20,5 +20,5 @@ def test_plain_module_does_not_import_kedro(module):
 
 
 def test_the_wrappers_do_import_kedro():  # the check above can fail
-    code = "import desi_abundances.io.datasets.desi_coadd, sys; assert 'kedro' in sys.modules"
+    code = "import desi_abundances.datasets.desi_coadd, sys; assert 'kedro' in sys.modules"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0

@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from desi_abundances.datasets.fits_table import FitsTableDataset
 from desi_abundances.ingestion import mws_table
-from desi_abundances.io.datasets.fits_table import FitsTableDataset
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "../shared/data/real_schemas"
 ALLSTAR = SCHEMAS / "allStar-dr17-synspec_rev1_hdu1_columns.csv"

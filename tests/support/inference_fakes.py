@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from desi_abundances.datasets.desi_coadd import DesiCoaddDataset
 from desi_abundances.desi.naming import list_coadds
 from desi_abundances.inference import prepare
-from desi_abundances.io.datasets.desi_coadd import DesiCoaddDataset
 from desi_abundances.io.desi_coadd import read_coadd
 from desi_abundances.spectra import ArmSpectra, CoaddSpectra
 

@@ -151,7 +151,7 @@ def test_training_and_prediction_see_the_same_inverse_variance():
 
 
 def test_label_model_with_refinement_and_simulated_spectra(tmp_path):
-    from desi_abundances.io.datasets.model_bundle import ModelBundleDataset
+    from desi_abundances.datasets.model_bundle import ModelBundleDataset
 
     spectra = make_labelled_spectra(300, 60, seed=1, missing_fraction=0.05)
     split = split_targets(spectra.meta["TARGETID"].to_numpy(),

@@ -93,7 +93,7 @@ def test_ridge_initialised_skip_path_is_frozen_and_helps(data):
 
 
 def test_principal_component_inputs_round_trip(data, tmp_path):
-    from desi_abundances.io.datasets.model_bundle import ModelBundleDataset
+    from desi_abundances.datasets.model_bundle import ModelBundleDataset
 
     spectra, split, standardisation = data
     pca = {**SETTINGS, "architecture": {**SETTINGS["architecture"], "input_components": 16},
@@ -110,7 +110,7 @@ def test_principal_component_inputs_round_trip(data, tmp_path):
 
 
 def test_ridge_inputs_feed_the_skip_predictions_to_the_mlp(data, tmp_path):
-    from desi_abundances.io.datasets.model_bundle import ModelBundleDataset
+    from desi_abundances.datasets.model_bundle import ModelBundleDataset
 
     spectra, split, standardisation = data
     stacked = {**SETTINGS,

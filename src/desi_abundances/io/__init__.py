@@ -9,6 +9,6 @@ survey can use them without it):
 * ``processed_spectra``: ``Spectra`` <-> one FITS file.
 * ``model_bundle``: ``ModelBundle`` <-> one safetensors file.
 
-Thin Kedro dataset wrappers of each live in ``io.datasets`` (the only Kedro importers here).
+Thin Kedro dataset wrappers of each live in ``datasets`` (the only Kedro importers here).
 This ``__init__`` imports nothing, so importing any plain module stays Kedro-free.
 """

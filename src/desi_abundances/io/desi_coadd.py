@@ -1,5 +1,5 @@
 """A DESI coadd FITS file <-> :class:`~desi_abundances.spectra.CoaddSpectra`: plain astropy,
-no Kedro (the catalog wrapper is ``io.datasets.desi_coadd.DesiCoaddDataset``).
+no Kedro (the catalog wrapper is ``datasets.desi_coadd.DesiCoaddDataset``).
 
 The layout is DESI's (desidatamodel ``healpix/.../coadd-*.fits``): PRIMARY, FIBERMAP,
 EXP_FIBERMAP, then per arm X in B, R, Z: X_WAVELENGTH, X_FLUX, X_IVAR, X_MASK,

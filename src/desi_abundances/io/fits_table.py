@@ -5,7 +5,7 @@ costs only the memory of the columns asked for. Strings are decoded and stripped
 columns converted to native byte order (one copy, owned by the DataFrame), vector columns
 become object columns of arrays. Every failure is a :class:`FitsReadError` naming the file,
 the HDU and the column. No Kedro here: the catalog wrapper is
-``io.datasets.fits_table.FitsTableDataset``.
+``datasets.fits_table.FitsTableDataset``.
 """
 from __future__ import annotations
 

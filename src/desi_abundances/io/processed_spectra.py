@@ -1,5 +1,5 @@
 """Preprocessed spectra (:class:`~desi_abundances.spectra.Spectra`) <-> one FITS file: plain
-astropy, no Kedro (the catalog wrapper is ``io.datasets.processed_spectra``).
+astropy, no Kedro (the catalog wrapper is ``datasets.processed_spectra``).
 
 Layout: PRIMARY (keywords MOCK, NSPEC, NPIX and PREPROC, the preprocessing settings as JSON),
 WAVELENGTH (float64, Angstrom), FLUX (float32, normalised), IVAR (float32), MASK (uint8,

@@ -1,5 +1,5 @@
 """A :class:`~desi_abundances.nn.bundle.ModelBundle` <-> ONE ``.safetensors`` file; no Kedro
-(the catalog wrapper is ``io.datasets.model_bundle.ModelBundleDataset``).
+(the catalog wrapper is ``datasets.model_bundle.ModelBundleDataset``).
 
 Tensors: the network weights under ``state_dict.<name>`` and the arrays (wavelength, pixel and
 label scalings, label range) under their field names; everything else (architecture, label

@@ -5,6 +5,7 @@ from typing import Any
 
 import pandas as pd
 
+from desi_abundances.datasets.coadd_tree import CoaddTree
 from desi_abundances.inference import (
     InferenceSettings,
     RadialVelocityLookup,
@@ -12,7 +13,6 @@ from desi_abundances.inference import (
     radial_velocity_table,
     run_inference,
 )
-from desi_abundances.io.datasets.coadd_tree import CoaddTree
 from desi_abundances.nn.adapter import BundlePredictor
 
 

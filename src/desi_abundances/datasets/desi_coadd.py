@@ -5,7 +5,7 @@ from typing import Any
 
 from kedro.io import AbstractDataset, DatasetError
 
-from desi_abundances.io.datasets.common import TablePreview, as_dataset_error, local_path
+from desi_abundances.datasets.common import TablePreview, as_dataset_error, local_path
 from desi_abundances.io.desi_coadd import read_coadd, write_coadd
 from desi_abundances.io.fits_table import read_tables
 from desi_abundances.spectra import CoaddSpectra

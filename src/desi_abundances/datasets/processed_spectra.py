@@ -5,7 +5,7 @@ from typing import Any
 
 from kedro.io import AbstractDataset, DatasetError
 
-from desi_abundances.io.datasets.common import TablePreview, as_dataset_error, local_path
+from desi_abundances.datasets.common import TablePreview, as_dataset_error, local_path
 from desi_abundances.io.fits_table import read_tables
 from desi_abundances.io.processed_spectra import read_processed_spectra, write_processed_spectra
 from desi_abundances.spectra import Spectra

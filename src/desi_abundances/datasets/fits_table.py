@@ -6,7 +6,7 @@ from typing import Any
 import pandas as pd
 from kedro.io import AbstractDataset, DatasetError
 
-from desi_abundances.io.datasets.common import TablePreview, as_dataset_error, local_path
+from desi_abundances.datasets.common import TablePreview, as_dataset_error, local_path
 from desi_abundances.io.fits_table import column_names, columns_for, read_tables, write_tables
 
 
@@ -28,7 +28,7 @@ class FitsTableDataset(AbstractDataset[pd.DataFrame | dict, pd.DataFrame | dict]
     Example catalog entry::
 
         apogee_allstar:
-          type: desi_abundances.io.datasets.fits_table.FitsTableDataset
+          type: desi_abundances.datasets.fits_table.FitsTableDataset
           filepath: data/01_raw/allStar-dr17-synspec_rev1-mock.fits
           hdu: 1
           columns: [APOGEE_ID, TEFF, LOGG, FE_H]

@@ -8,8 +8,8 @@ import pandas as pd
 from astropy.io import fits
 from kedro.io import AbstractDataset, DatasetError
 
+from desi_abundances.datasets.common import local_path
 from desi_abundances.io.atomic import atomic_write
-from desi_abundances.io.datasets.common import local_path
 from desi_abundances.io.fits_table import dataframe_to_hdu, primary_hdu
 from desi_abundances.labels.table import (
     LabelTableError,

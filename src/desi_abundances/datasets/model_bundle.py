@@ -6,7 +6,7 @@ from typing import Any
 
 from kedro.io import AbstractDataset, DatasetError
 
-from desi_abundances.io.datasets.common import as_dataset_error
+from desi_abundances.datasets.common import as_dataset_error
 from desi_abundances.nn.bundle import ModelBundle
 from desi_abundances.nn.bundle_io import BundleReadError, load_bundle, save_bundle
 

@@ -6,7 +6,7 @@ import pytest
 from astropy.io import fits
 from kedro.io import DatasetError
 
-from desi_abundances.io.datasets.label_table import LabelTableDataset
+from desi_abundances.datasets.label_table import LabelTableDataset
 
 
 @pytest.mark.parametrize("suffix", [".fits", ".parquet", ".csv"])
