@@ -47,9 +47,9 @@ def apogee_allstar(stars: pd.DataFrame, config: dict[str, Any]) -> pd.DataFrame:
         "FIELD": [f"{int(h)}" + ("_dup" if d else "") for h, d in zip(ap["healpix"], ap["_dup"])],
         "RA": ap["ra_2000"].to_numpy(), "DEC": ap["dec_2000"].to_numpy(),
         "GAIAEDR3_SOURCE_ID": np.where(rng.random(n) < 0.03, 0, ap["gaia_edr3_id"]).astype(np.int64),
-        "GAIAEDR3_PMRA": ap["pmra"].to_numpy() + rng.normal(0, 0.03, n),
-        "GAIAEDR3_PMDEC": ap["pmdec"].to_numpy() + rng.normal(0, 0.03, n),
-        "GAIAEDR3_PARALLAX": ap["parallax_mas"].to_numpy() + rng.normal(0, 0.03, n),
+        "GAIAEDR3_PMRA": (ap["pmra"].to_numpy() + rng.normal(0, 0.03, n)).astype(np.float32),
+        "GAIAEDR3_PMDEC": (ap["pmdec"].to_numpy() + rng.normal(0, 0.03, n)).astype(np.float32),
+        "GAIAEDR3_PARALLAX": (ap["parallax_mas"].to_numpy() + rng.normal(0, 0.03, n)).astype(np.float32),
         "SNR": snr.astype(np.float32),
         "STARFLAG": (np.where(rng.random(n) < 0.3, 1 << 9, 0)
                      | np.where(rng.random(n) < 0.15, 1 << 10, 0)

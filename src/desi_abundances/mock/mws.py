@@ -67,7 +67,7 @@ def mws_catalogue(observations: pd.DataFrame, stars: pd.DataFrame, snr: pd.DataF
         "SN_Z": obs["SN_Z"].to_numpy().astype(np.float64),
         "SUCCESS": success,
         "TARGETID": obs["TARGETID"].to_numpy().astype(np.int64),
-        "HEALPIX": obs["HEALPIX"].to_numpy().astype(np.int32),
+        "HEALPIX": obs["HEALPIX"].to_numpy().astype(np.int64),
         "SURVEY": obs["SURVEY"].to_numpy(),
         "PROGRAM": obs["PROGRAM"].to_numpy(),
         "TARGET_RA": star["ra_desi"].to_numpy(),
@@ -81,6 +81,9 @@ def mws_catalogue(observations: pd.DataFrame, stars: pd.DataFrame, snr: pd.DataF
     primary = np.zeros(n, dtype=bool)
     primary[best] = True
     rvtab["PRIMARY"] = primary
+    # the released dtype (float32): exact, the medians are float32; PRIMARY was chosen on the same values
+    for col in ("SN_B", "SN_R", "SN_Z"):
+        rvtab[col] = rvtab[col].astype(np.float32)
     # FIBERMAP: the coadds' own rows, in RVTAB order
     fibermap_columns = [c for c in snr.columns if c not in ("partition", "SN_B", "SN_R", "SN_Z")]
     fmap = obs[["partition", "TARGETID"]].merge(snr, on=["partition", "TARGETID"], how="left",
