@@ -10,7 +10,6 @@ from kedro.io import DataCatalog
 from kedro.runner import SequentialRunner
 
 from desi_abundances.constants import ABUNDANCE_COLUMNS, EXTRATARG_DUPLICATE_BIT
-from desi_abundances.mock import survey
 from desi_abundances.pipelines.mock_survey import create_pipeline
 
 
@@ -85,18 +84,30 @@ def test_pipeline_writes_every_raw_dataset(built) -> None:
     assert set(mws["GAIA"]["SOURCE_ID"]) <= set(truth["gaia_edr3_id"])
 
 
-def test_same_seed_same_survey(tiny_params) -> None:
-    first = survey.simulate_stars(tiny_params)
-    again = survey.simulate_stars(tiny_params)
-    pd.testing.assert_frame_equal(first, again)
-    other = survey.simulate_stars({**tiny_params, "seed": tiny_params["seed"] + 1})
-    assert not np.allclose(first["teff"], other["teff"])
+def test_structure():
+    pipeline = create_pipeline()
+    assert {node.name for node in pipeline.nodes} >= {
+        "simulate_mock_stars", "plan_mock_observations", "simulate_mock_coadds",
+        "build_mock_mws_catalogue", "build_mock_apogee_allstar", "build_mock_truth",
+        "summarise_mock_survey"}
+    assert pipeline.inputs() == {"params:mock_survey"}
+    assert pipeline.all_outputs() >= {"desi_coadds", "mws_catalogue", "apogee_allstar",
+                                      "mock_truth", "mock_survey_complete"}
 
 
-def test_apogee_positions_are_at_epoch_2000(tiny_params) -> None:
-    stars = survey.simulate_stars({**tiny_params, "apogee_position_error_arcsec": 0.0})
-    offset = np.hypot((stars["ra_desi"] - stars["ra_2000"]) * np.cos(np.radians(stars["dec_2000"])),
-                      stars["dec_desi"] - stars["dec_2000"]) * 3600
-    expected = np.hypot(stars["pmra"], stars["pmdec"]) * 15.5 / 1000
-    np.testing.assert_allclose(offset, expected, rtol=1e-3, atol=1e-4)
-    assert offset.max() < 1.1
+@pytest.mark.slow
+def test_raw_layer_of_the_tiny_chain_follows_the_real_dtypes(tiny_chain) -> None:
+    # the columns tests/schemas/test_real_schemas.py once listed as known deviations
+    raw = tiny_chain.root / "data/01_raw"
+    with fits.open(raw / "mwsall-pix-mock.fits") as hdul:
+        assert hdul[0].header["MOCK"] is True
+        rvtab = hdul["RVTAB"].data
+        for column in ("SN_B", "SN_R", "SN_Z"):
+            assert rvtab[column].dtype.newbyteorder("=") == np.float32, column
+        assert rvtab["HEALPIX"].dtype.newbyteorder("=") == np.int64
+    with fits.open(raw / "allStar-dr17-synspec_rev1-mock.fits") as hdul:
+        assert hdul[0].header["MOCK"] is True
+        for column in ("GAIAEDR3_PMRA", "GAIAEDR3_PMDEC", "GAIAEDR3_PARALLAX"):
+            assert hdul[1].data[column].dtype.newbyteorder("=") == np.float32, column
+    summary = json.loads((raw / "mock_survey_complete.json").read_text())
+    assert summary["mock"] is True and summary["n_desi_stars"] == 500

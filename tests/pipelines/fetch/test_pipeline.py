@@ -58,3 +58,10 @@ def test_fetch_pipeline_for_training(server, tmp_path):
         "main/bright/100/10010/coadd-main-bright-10010.fits",
     ]
     assert (local / "mws.fits").is_file() and (local / "allStar.fits").is_file()
+
+
+def test_structure():
+    pipeline = create_pipeline()
+    assert {node.name for node in pipeline.nodes} >= {"fetch_catalogues", "plan_coadds", "download_coadds"}
+    assert pipeline.inputs() == {"params:fetch"}
+    assert "fetch_report" in pipeline.all_outputs()

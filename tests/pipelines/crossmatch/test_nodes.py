@@ -13,7 +13,7 @@ from desi_abundances.pipelines.crossmatch import create_pipeline as crossmatch_p
 from desi_abundances.pipelines.crossmatch.nodes import crossmatch_desi_apogee
 from desi_abundances.pipelines.data_ingestion import create_pipeline as ingestion_pipeline
 
-CONF = Path(__file__).resolve().parents[2] / "conf" / "base"
+CONF = Path(__file__).resolve().parents[3] / "conf" / "base"
 
 
 def test_node_with_project_parameters_gives_json_report():

@@ -162,7 +162,7 @@ def test_catalog_and_parameters_load(tmp_path):
     def load(path):
         return OmegaConf.to_container(OmegaConf.load(root / path))
 
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]
     config = load("conf/base/catalog_evaluation.yml")
     catalog = DataCatalog.from_config(config)
     for name in ("test_predictions", "metrics", "metrics_summary", "evaluation_mlflow_metrics",

@@ -1,9 +1,11 @@
-"""The mock survey's use of the spectral-model registry."""
+"""The mock survey's stars (mock/stars.py): the spectral-model registry's label range, the
+seed, the APOGEE epoch."""
 import numpy as np
 import pandas as pd
 
 from desi_abundances import spectral_models
-from desi_abundances.mock.survey import clip_to_spectral_model
+from desi_abundances.mock import survey
+from desi_abundances.mock.stars import clip_to_spectral_model
 
 
 def test_star_labels_are_clipped_to_the_spectral_models_range():
@@ -23,3 +25,20 @@ def test_star_labels_are_clipped_to_the_spectral_models_range():
     # the analytic model has no range: nothing changes
     same = clip_to_spectral_model(stars, {"spectral_model": "analytic"})
     pd.testing.assert_frame_equal(same, stars)
+
+
+def test_same_seed_same_survey(tiny_params) -> None:
+    first = survey.simulate_stars(tiny_params)
+    again = survey.simulate_stars(tiny_params)
+    pd.testing.assert_frame_equal(first, again)
+    other = survey.simulate_stars({**tiny_params, "seed": tiny_params["seed"] + 1})
+    assert not np.allclose(first["teff"], other["teff"])
+
+
+def test_apogee_positions_are_at_epoch_2000(tiny_params) -> None:
+    stars = survey.simulate_stars({**tiny_params, "apogee_position_error_arcsec": 0.0})
+    offset = np.hypot((stars["ra_desi"] - stars["ra_2000"]) * np.cos(np.radians(stars["dec_2000"])),
+                      stars["dec_desi"] - stars["dec_2000"]) * 3600
+    expected = np.hypot(stars["pmra"], stars["pmdec"]) * 15.5 / 1000
+    np.testing.assert_allclose(offset, expected, rtol=1e-3, atol=1e-4)
+    assert offset.max() < 1.1

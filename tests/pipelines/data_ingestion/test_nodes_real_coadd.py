@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-REAL = Path(__file__).resolve().parents[3] / "shared" / "data" / "real_desi" / "coadd-special-dark-27247.fits"
+REAL = Path(__file__).resolve().parents[4] / "shared" / "data" / "real_desi" / "coadd-special-dark-27247.fits"
 pytestmark = pytest.mark.skipif(not REAL.exists(), reason=f"{REAL} absent")
 
 
