@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from desi_abundances.inference.errors import CoaddSkipped, InferenceError, MockModelError
 from desi_abundances.inference.outputs import (
     PartitionResult,
+    output_path,
     plan_partitions,
     run_fingerprint,
     source_signature,
@@ -284,6 +285,31 @@ def _run_on_dask(
             cluster.close()
 
 
+def drop_stale_output(per_coadd_dir: str, partition_id: str) -> None:
+    """Remove the output a coadd had before it failed (made from an earlier version of the
+    file, or with other settings): the catalogue must not merge it as if it were current."""
+    path = output_path(per_coadd_dir, partition_id)
+    if path.exists():
+        path.unlink()
+        logger.warning("partition %s: its earlier output %s removed (the coadd now fails)",
+                       partition_id, path)
+
+
+def check_velocities(velocities: RadialVelocityLookup) -> None:
+    """Refuse, before anything is written, a velocity table in which no row is trusted: every
+    output would be all-NaN and replace good ones.
+
+    Raises:
+        InferenceError: with the rows left after each cut of the velocity rule.
+    """
+    if getattr(velocities, "n_trusted", 1) == 0:
+        raise InferenceError(
+            "no target has a usable radial velocity: the MWS catalogue RVTAB has no trusted "
+            f"VRAD (rows after each cut: {velocities.counts}); nothing written, earlier "
+            "outputs kept"
+        )
+
+
 def run_inference(
     coadds: CoaddPaths,
     predictor: LabelPredictor,
@@ -321,6 +347,7 @@ def run_inference(
             f"no coadd selected: {len(coadds)} partitions, patterns {settings.partitions}, "
             f"healpix {settings.healpix}"
         )
+    check_velocities(velocities)
     per_coadd_dir = str(Path(settings.per_coadd_dir).resolve())
     fingerprint = run_fingerprint(predictor, velocities, settings)
     plan = plan_partitions(selected, per_coadd_dir, fingerprint, coadds)
@@ -329,6 +356,7 @@ def run_inference(
         "bundle_fingerprint": predictor.fingerprint,
         "per_coadd_dir": per_coadd_dir,
         "scheduler": settings.scheduler,
+        "on_error": settings.on_error,
         "n_selected": len(plan.selected),
         "n_already_complete": len(plan.complete),
         "n_processed": 0,
@@ -393,6 +421,7 @@ def run_inference(
                 if settings.on_error == "raise":
                     raise InferenceError(f"partition {pid} failed: {type(exc).__name__}: {exc}") from exc
                 logger.error("partition %s failed, skipped: %s: %s", pid, type(exc).__name__, exc)
+                drop_stale_output(per_coadd_dir, pid)
                 continue
             report["n_processed"] += 1
             report["n_spectra_predicted"] += outcome.n_spectra
