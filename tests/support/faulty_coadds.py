@@ -10,7 +10,7 @@ import pandas as pd
 from astropy.io import fits
 
 from desi_abundances.desi.grids import ARMS, arm_wavelength
-from desi_abundances.io.desi_coadd import write_coadd
+from desi_abundances.io.desi_coadd import coadd_to_hdulist, write_coadd
 from desi_abundances.spectra import ArmSpectra, CoaddSpectra
 
 N_PIXELS = 40
@@ -45,8 +45,6 @@ def write_tiny(path: Path, coadd: CoaddSpectra | None = None, checksum: bool = F
     coadd = coadd if coadd is not None else tiny_coadd()
     path.parent.mkdir(parents=True, exist_ok=True)
     if checksum:
-        from desi_abundances.io.desi_coadd import coadd_to_hdulist  # noqa: PLC0415 (test builder)
-
         coadd_to_hdulist(coadd).writeto(path, checksum=True, overwrite=True)
     else:
         write_coadd(path, coadd)

@@ -18,6 +18,8 @@ from desi_abundances.inference.errors import InferenceError
 from desi_abundances.inference.flags import FLAG_BITS
 from desi_abundances.inference.outputs import output_path, read_provenance
 from desi_abundances.inference.vac import inputs_fingerprint, vac_is_current, write_vac
+from desi_abundances.io.atomic import remove_stale_temporaries
+from desi_abundances.io.locks import output_lock
 
 logger = logging.getLogger(__name__)
 
@@ -136,6 +138,8 @@ def build_value_added_catalogue(report: Mapping[str, Any], vac_filepath: str | o
         "NFAILED": (len(failed), "coadds that failed (FAILEDn: which)"),
         **failed_cards(failed),
     }
-    summary["n_rows"] = write_vac(paths, vac_filepath, report["labels"], cards, FLAG_BITS)
+    with output_lock(vac_filepath.parent, "catalogue"):
+        remove_stale_temporaries(vac_filepath.parent)
+        summary["n_rows"] = write_vac(paths, vac_filepath, report["labels"], cards, FLAG_BITS)
     summary["rebuilt"] = True
     return summary

@@ -33,6 +33,8 @@ from desi_abundances.inference.prepare import PreparedPartition, prepare_partiti
 from desi_abundances.inference.selection import select_partitions
 from desi_abundances.inference.settings import InferenceSettings
 from desi_abundances.inference.velocities import RadialVelocityLookup
+from desi_abundances.io.atomic import remove_stale_temporaries
+from desi_abundances.io.locks import output_lock
 
 logger = logging.getLogger(__name__)
 
@@ -233,7 +235,7 @@ def _run_on_dask(
             n_workers=settings.n_workers,
             threads_per_worker=settings.threads_per_worker,
             processes=settings.processes,
-            dashboard_address=":0",  # any free port: 8787 may be taken on a shared node
+            dashboard_address="127.0.0.1:0",  # this host only; any free port (8787 may be taken)
         )
         client = Client(cluster)
     else:
@@ -349,6 +351,16 @@ def run_inference(
         )
     check_velocities(velocities)
     per_coadd_dir = str(Path(settings.per_coadd_dir).resolve())
+    with output_lock(per_coadd_dir, "per-coadd outputs"):
+        remove_stale_temporaries(per_coadd_dir)
+        return _run_selected(coadds, selected, predictor, velocities, settings, read_options,
+                             per_coadd_dir)
+
+
+def _run_selected(coadds: CoaddPaths, selected: list[str], predictor: LabelPredictor,
+                  velocities: RadialVelocityLookup, settings: InferenceSettings,
+                  read_options: dict[str, Any], per_coadd_dir: str) -> dict[str, Any]:
+    """:func:`run_inference` once its checks pass and the output folder is locked."""
     fingerprint = run_fingerprint(predictor, velocities, settings)
     plan = plan_partitions(selected, per_coadd_dir, fingerprint, coadds)
     report: dict[str, Any] = {
