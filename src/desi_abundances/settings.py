@@ -2,11 +2,54 @@
 from the Kedro defaults. For further information, including these default values, see
 https://docs.kedro.org/en/stable/configure/configuration_basics/#configuration"""
 
+from pathlib import Path
+from typing import Any
+
+from kedro.config import OmegaConfigLoader
+from kedro.framework.hooks import hook_impl
+
+from desi_abundances.io.atomic import remove_stale_temporaries
+
+
+class UnknownEnvironmentError(ValueError):
+    """``--env`` names a configuration environment that has no folder under conf/."""
+
+
+class CheckedConfigLoader(OmegaConfigLoader):
+    """Kedro's OmegaConfigLoader that refuses an ``--env`` with no folder (Kedro 1.7 would
+    silently run on base alone, and the first error would come from elsewhere, e.g. MLflow)."""
+
+    def __init__(self, conf_source: str | Path, env: str | None = None, *args: Any,
+                 **kwargs: Any) -> None:
+        root = Path(str(conf_source))
+        default = kwargs.get("default_run_env")
+        if env and env != default and root.is_dir() and not (root / env).is_dir():
+            known = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name != "base")
+            raise UnknownEnvironmentError(
+                f"configuration environment {env!r} does not exist: no folder {root / env} "
+                f"(environments here: {known})"
+            )
+        super().__init__(conf_source, env, *args, **kwargs)
+
+
+class ProjectHooks:
+    """Removes the temporary files that killed runs left (``io.atomic``) under data/."""
+
+    @hook_impl
+    def before_pipeline_run(self, run_params: dict[str, Any]) -> None:
+        data = Path(run_params.get("project_path") or ".") / "data"
+        if data.is_dir():
+            remove_stale_temporaries(data, recursive=True)
+
+
+HOOKS = (ProjectHooks(),)
+
+CONFIG_LOADER_CLASS = CheckedConfigLoader
+
 # Instantiated project hooks.
 # For example, after creating a hooks.py and defining a ProjectHooks class there, do
 # from desi_abundances.hooks import ProjectHooks
 # Hooks are executed in a Last-In-First-Out (LIFO) order.
-# HOOKS = (ProjectHooks(),)
 
 # Installed plugins for which to disable hook auto-registration.
 # DISABLE_HOOKS_FOR_PLUGINS = ("kedro-viz",)

@@ -28,6 +28,7 @@ from desi_abundances.inference import (
     radial_velocity_table,
     run_inference,
 )
+from desi_abundances.io.locks import LOCK_NAME
 
 HEALPIXELS = [10010, 10011, 10012, 10013, 10014, 10015]
 
@@ -100,7 +101,8 @@ def test_rerun_does_nothing_new(survey, tmp_path, caplog, monkeypatch):
     settings = settings_for(tmp_path)
     first = run_inference(coadd_partitions(root), FakePredictor(), velocities(coadds), settings, LABELS)
     build_value_added_catalogue(first, settings.vac_filepath)
-    mtimes = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()}
+    mtimes = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")
+              if p.is_file() and p.name != LOCK_NAME}  # the lock records each run's holder
 
     predictor = FakePredictor()
     loaders = CountingReader(monkeypatch, root)
@@ -110,7 +112,8 @@ def test_rerun_does_nothing_new(survey, tmp_path, caplog, monkeypatch):
     assert again["n_processed"] == 0 and again["n_already_complete"] == 6
     assert loaders.loaded == [] and predictor.calls == 0 and not summary["rebuilt"]
     assert "Nothing new" in caplog.text and "up to date" in caplog.text
-    assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()} == mtimes
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")
+            if p.is_file() and p.name != LOCK_NAME} == mtimes
 
 
 def test_rerun_after_crash_redoes_only_missing_partial_and_stale(survey, tmp_path, monkeypatch):

@@ -14,6 +14,9 @@ bit   name                    set when
                               ``label_range_flag``, bit i = label i, every label)
 4     BAD_FIBERSTATUS         COADD_FIBERSTATUS != 0
 5     NO_PREDICTION           a label, its error or the input distance is not finite
+6     MISSING_ARM             an arm (B, R or Z) of the spectrum is wholly unusable
+                              (``spectra.unusable_arms``: negative or non-finite IVAR,
+                              non-finite flux where IVAR > 0, or no good pixel)
 ====  ======================  ==============================================================
 """
 from __future__ import annotations
@@ -32,6 +35,7 @@ FLAG_BITS: dict[str, int] = {
     "LABEL_OUT_OF_RANGE": 3,
     "BAD_FIBERSTATUS": 4,
     "NO_PREDICTION": 5,
+    "MISSING_ARM": 6,
 }
 """Bit number of each quality flag in the ``flag`` column."""
 
@@ -44,13 +48,15 @@ def quality_flags(
     ood_threshold: float,
     flags: FlagSettings,
     label_trained: np.ndarray | None = None,
+    missing_arm: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(flag, label_range_flag)`` of each row (bits: :data:`FLAG_BITS`, module docstring).
 
     ``table`` holds snr, vrad_kms, COADD_FIBERSTATUS, input_distance and each label with
     its ``_err``. ``label_range_flag`` has bit i set when label i is outside its range.
     ``label_trained`` (bool per label, default all): labels the model had no training data
-    for are always NaN and do not set NO_PREDICTION.
+    for are always NaN and do not set NO_PREDICTION. ``missing_arm`` (bool per row, default
+    none): rows with an unusable arm (MISSING_ARM).
     """
     n, n_labels = len(table), len(label_names)
     if n_labels > 63:
@@ -78,6 +84,7 @@ def quality_flags(
             & np.isfinite(errors[:, trained]).all(axis=1)
             & np.isfinite(distance)
         ),
+        "MISSING_ARM": np.zeros(n, bool) if missing_arm is None else np.asarray(missing_arm, bool),
     }
     flag = np.zeros(n, dtype=np.int32)
     for name, is_set in bits.items():

@@ -20,7 +20,7 @@ from desi_abundances.inference.selection import target_outcomes
 from desi_abundances.inference.settings import InferenceSettings
 from desi_abundances.inference.velocities import RadialVelocityLookup
 from desi_abundances.io.desi_coadd import read_coadd
-from desi_abundances.spectra import median_snr
+from desi_abundances.spectra import median_snr, missing_arm
 
 
 def read_partition(path: str | os.PathLike, read_options: Mapping[str, Any] | None = None) -> Any:
@@ -74,6 +74,8 @@ class PreparedPartition:
     """Rows of the predictor's output that make ``table`` (None: all, in order): set when the
     whole coadd was prepared because nearly every row is a target (see
     ``WHOLE_COADD_FRACTION``)."""
+    missing_arm: np.ndarray | None = None
+    """Per row of ``table``: an arm of the spectrum is wholly unusable (``MISSING_ARM``)."""
 
 
 WHOLE_COADD_FRACTION = 0.9
@@ -110,6 +112,7 @@ def prepare_partition(
     input_rows = rows if whole and rows.size != coadd.n_spectra else None
     inputs = predictor.prepare(prepared_coadd, vrad_all if input_rows is not None else vrad)
     snr = prepared_snr(inputs, prepared_coadd)
+    bad_arm = missing_arm(prepared_coadd)
     fiberstatus = (
         np.asarray(fibermap["COADD_FIBERSTATUS"], dtype=np.int32)
         if "COADD_FIBERSTATUS" in fibermap.columns
@@ -129,7 +132,8 @@ def prepare_partition(
         }
     )
     return PreparedPartition(partition_id, table, inputs, is_mock, counts=counts,
-                             input_rows=input_rows)
+                             input_rows=input_rows,
+                             missing_arm=bad_arm if input_rows is None else bad_arm[input_rows])
 
 
 def prepared_snr(inputs: Any, coadd: Any) -> np.ndarray:
@@ -177,6 +181,7 @@ def finish_partition(
         predictor.ood_threshold,
         settings.flags,
         getattr(predictor, "label_trained", None),
+        prepared.missing_arm,
     )
     table["flag"] = flag
     table["label_range_flag"] = label_range_flag

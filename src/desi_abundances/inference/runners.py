@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from desi_abundances.inference.errors import CoaddSkipped, InferenceError, MockModelError
 from desi_abundances.inference.outputs import (
     PartitionResult,
+    output_path,
     plan_partitions,
     run_fingerprint,
     source_signature,
@@ -32,6 +33,8 @@ from desi_abundances.inference.prepare import PreparedPartition, prepare_partiti
 from desi_abundances.inference.selection import select_partitions
 from desi_abundances.inference.settings import InferenceSettings
 from desi_abundances.inference.velocities import RadialVelocityLookup
+from desi_abundances.io.atomic import remove_stale_temporaries
+from desi_abundances.io.locks import output_lock
 
 logger = logging.getLogger(__name__)
 
@@ -232,7 +235,7 @@ def _run_on_dask(
             n_workers=settings.n_workers,
             threads_per_worker=settings.threads_per_worker,
             processes=settings.processes,
-            dashboard_address=":0",  # any free port: 8787 may be taken on a shared node
+            dashboard_address="127.0.0.1:0",  # this host only; any free port (8787 may be taken)
         )
         client = Client(cluster)
     else:
@@ -284,6 +287,31 @@ def _run_on_dask(
             cluster.close()
 
 
+def drop_stale_output(per_coadd_dir: str, partition_id: str) -> None:
+    """Remove the output a coadd had before it failed (made from an earlier version of the
+    file, or with other settings): the catalogue must not merge it as if it were current."""
+    path = output_path(per_coadd_dir, partition_id)
+    if path.exists():
+        path.unlink()
+        logger.warning("partition %s: its earlier output %s removed (the coadd now fails)",
+                       partition_id, path)
+
+
+def check_velocities(velocities: RadialVelocityLookup) -> None:
+    """Refuse, before anything is written, a velocity table in which no row is trusted: every
+    output would be all-NaN and replace good ones.
+
+    Raises:
+        InferenceError: with the rows left after each cut of the velocity rule.
+    """
+    if getattr(velocities, "n_trusted", 1) == 0:
+        raise InferenceError(
+            "no target has a usable radial velocity: the MWS catalogue RVTAB has no trusted "
+            f"VRAD (rows after each cut: {velocities.counts}); nothing written, earlier "
+            "outputs kept"
+        )
+
+
 def run_inference(
     coadds: CoaddPaths,
     predictor: LabelPredictor,
@@ -321,7 +349,18 @@ def run_inference(
             f"no coadd selected: {len(coadds)} partitions, patterns {settings.partitions}, "
             f"healpix {settings.healpix}"
         )
+    check_velocities(velocities)
     per_coadd_dir = str(Path(settings.per_coadd_dir).resolve())
+    with output_lock(per_coadd_dir, "per-coadd outputs"):
+        remove_stale_temporaries(per_coadd_dir)
+        return _run_selected(coadds, selected, predictor, velocities, settings, read_options,
+                             per_coadd_dir)
+
+
+def _run_selected(coadds: CoaddPaths, selected: list[str], predictor: LabelPredictor,
+                  velocities: RadialVelocityLookup, settings: InferenceSettings,
+                  read_options: dict[str, Any], per_coadd_dir: str) -> dict[str, Any]:
+    """:func:`run_inference` once its checks pass and the output folder is locked."""
     fingerprint = run_fingerprint(predictor, velocities, settings)
     plan = plan_partitions(selected, per_coadd_dir, fingerprint, coadds)
     report: dict[str, Any] = {
@@ -329,6 +368,7 @@ def run_inference(
         "bundle_fingerprint": predictor.fingerprint,
         "per_coadd_dir": per_coadd_dir,
         "scheduler": settings.scheduler,
+        "on_error": settings.on_error,
         "n_selected": len(plan.selected),
         "n_already_complete": len(plan.complete),
         "n_processed": 0,
@@ -393,6 +433,7 @@ def run_inference(
                 if settings.on_error == "raise":
                     raise InferenceError(f"partition {pid} failed: {type(exc).__name__}: {exc}") from exc
                 logger.error("partition %s failed, skipped: %s: %s", pid, type(exc).__name__, exc)
+                drop_stale_output(per_coadd_dir, pid)
                 continue
             report["n_processed"] += 1
             report["n_spectra_predicted"] += outcome.n_spectra

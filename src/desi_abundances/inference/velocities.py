@@ -33,6 +33,7 @@ def radial_velocity_table(rvtab: pd.DataFrame) -> pd.DataFrame:
     if missing:
         raise InferenceError(f"mws_catalogue RVTAB lacks columns {missing}")
     vrad = trusted_vrad(rvtab["VRAD"], rvtab["RVS_WARN"], rvtab["SUCCESS"])
+    counts = velocity_counts(rvtab, vrad)
     table = pd.DataFrame(
         {
             "TARGETID": np.asarray(rvtab["TARGETID"], dtype=np.int64),
@@ -48,7 +49,17 @@ def radial_velocity_table(rvtab: pd.DataFrame) -> pd.DataFrame:
             int(duplicated.sum()),
         )
         table = table[~duplicated].reset_index(drop=True)
+    table.attrs["counts"] = counts
     return table
+
+
+def velocity_counts(rvtab: pd.DataFrame, vrad: np.ndarray) -> dict[str, int]:
+    """RVTAB rows left after each cut of the trusted-velocity rule (for messages)."""
+    warn = pd.to_numeric(rvtab["RVS_WARN"], errors="coerce").to_numpy(np.float64) == 0
+    finite = np.isfinite(pd.to_numeric(rvtab["VRAD"], errors="coerce").to_numpy(np.float64))
+    return {"rows": len(rvtab), "vrad_finite": int(finite.sum()),
+            "and_rvs_warn_0": int((finite & warn).sum()),
+            "and_success (trusted)": int(np.isfinite(vrad).sum())}
 
 
 class RadialVelocityLookup:
@@ -62,6 +73,10 @@ class RadialVelocityLookup:
             for (survey, program), group in table.groupby(["SURVEY", "PROGRAM"], sort=True)
         }
         self.fingerprint = hash_frame(table)
+        self.n_trusted = int(np.isfinite(table["vrad_kms"].to_numpy(np.float64)).sum())
+        """Rows with a trusted velocity (0: no target can be shifted to its rest frame)."""
+        self.counts: dict[str, int] = dict(table.attrs.get("counts") or {"rows": len(table)})
+        """Rows after each cut of the velocity rule (``velocity_counts``)."""
 
     def lookup(self, survey: str, program: str, targetid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(vrad_kms, in_catalogue)`` for ``targetid``: NaN/False where absent."""

@@ -10,7 +10,8 @@ the hand-written byte-offset reader this replaced).
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+import warnings
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from astropy.io import fits
 
 from desi_abundances.desi.grids import ARMS, FLUX_UNIT
 from desi_abundances.io.atomic import atomic_write
+from desi_abundances.io.fits_structure import HduLayout, scan_fits
 from desi_abundances.io.fits_table import (
     FitsReadError,
     dataframe_to_hdu,
@@ -91,6 +93,102 @@ def _check_shape(path: Path, name: str, shape: tuple[int, ...], expected: tuple[
         raise FitsReadError(f"{path}: HDU {name!r} has shape {shape}, expected {expected}")
 
 
+ARM_HDUS = ("WAVELENGTH", "FLUX", "IVAR", "MASK")
+"""The HDUs every arm must have (``X_RESOLUTION`` too when it is read)."""
+
+
+def validate_coadd(path: str | os.PathLike, arms: Sequence[str] | None = None,
+                   read_resolution: bool = False) -> dict[str, HduLayout]:
+    """Check a coadd file's structure from its raw headers, before any data is read: every
+    header complete and parseable, no data unit cut short (``io.fits_structure``), PRIMARY,
+    FIBERMAP and, for each arm (default: all of B, R, Z), X_WAVELENGTH, X_FLUX, X_IVAR,
+    X_MASK (and X_RESOLUTION when ``read_resolution``), with consistent shapes: WAVELENGTH
+    1-D of m pixels, FLUX/IVAR/MASK (FIBERMAP rows, m), RESOLUTION (rows, diagonals, m).
+
+    Returns:
+        ``{EXTNAME: HduLayout}``.
+
+    Raises:
+        FitsReadError: naming the file, the HDU and what is wrong.
+    """
+    path = Path(path)
+    layouts = scan_fits(path)
+    by_name = {layout.name: layout for layout in layouts if layout.name}
+    arms = list(ARMS if arms is None else arms)
+    wanted = ["FIBERMAP"] + [f"{arm}_{kind}" for arm in arms
+                             for kind in ARM_HDUS + (("RESOLUTION",) if read_resolution else ())]
+    missing = [name for name in wanted if name not in by_name]
+    if missing:
+        # every wanted HDU from the first missing one on is absent: the file may have been cut
+        cut = all(name not in by_name for name in wanted[wanted.index(missing[0]):])
+        raise FitsReadError(
+            f"{path}: HDU(s) {missing} missing; the file ends after HDU {layouts[-1].label}"
+            + (" (truncated at an HDU boundary?)" if cut else "")
+        )
+    fibermap = by_name["FIBERMAP"]
+    if fibermap.xtension not in ("BINTABLE", "TABLE") or len(fibermap.shape) != 2:
+        raise FitsReadError(f"{path}: HDU {fibermap.label} is not a table "
+                            f"(XTENSION {fibermap.xtension!r})")
+    n_rows = fibermap.shape[0]
+    for arm in arms:
+        wave = by_name[f"{arm}_WAVELENGTH"]
+        if len(wave.shape) != 1:
+            raise FitsReadError(f"{path}: HDU {wave.label} is not a 1-D image (shape {wave.shape})")
+        expected = {kind: (n_rows, wave.shape[0]) for kind in ARM_HDUS[1:]}
+        if read_resolution:
+            resolution = by_name[f"{arm}_RESOLUTION"].shape
+            expected["RESOLUTION"] = (n_rows, resolution[1] if len(resolution) == 3 else -1,
+                                      wave.shape[0])
+        for kind, shape in expected.items():
+            layout = by_name[f"{arm}_{kind}"]
+            if layout.xtension != "IMAGE" or layout.shape != shape:
+                raise FitsReadError(
+                    f"{path}: HDU {layout.label} has shape {layout.shape}, expected {shape} "
+                    f"(FIBERMAP rows x {arm}_WAVELENGTH pixels)"
+                    if layout.xtension == "IMAGE" else
+                    f"{path}: HDU {layout.label} is not an image (XTENSION {layout.xtension!r})"
+                )
+    return by_name
+
+
+def check_unique_targets(fibermap: Mapping[str, Any], path: Path) -> None:
+    """Raise :class:`FitsReadError` naming the TARGETID and both FIBERMAP rows when a coadd
+    repeats a TARGETID (a coadd holds one spectrum per target)."""
+    if "TARGETID" not in fibermap:
+        return
+    targetid = np.asarray(fibermap["TARGETID"])
+    order = np.argsort(targetid, kind="stable")
+    repeated = np.flatnonzero(targetid[order][1:] == targetid[order][:-1])
+    if repeated.size:
+        first, second = order[repeated[0]], order[repeated[0] + 1]
+        raise FitsReadError(
+            f"{path}: HDU 'FIBERMAP' repeats TARGETID {targetid[first]} in rows {first} and "
+            f"{second} ({repeated.size} repeated in all): a coadd holds one spectrum per target"
+        )
+
+
+def open_checked(path: Path, layouts: Mapping[str, HduLayout]) -> fits.HDUList:
+    """Open a validated file; when any HDU carries CHECKSUM/DATASUM, verify them (astropy
+    ``checksum=True``) and raise :class:`FitsReadError` naming the HDUs that fail."""
+    checksum = any(layout.has_checksum for layout in layouts.values())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        hdul = open_fits(path, checksum=checksum)  # with checksum, astropy verifies here
+        try:
+            hdul.readall()
+        except Exception as exc:
+            hdul.close()
+            raise FitsReadError(f"{path}: file corrupt while scanning HDUs ({exc})") from exc
+    failed = [" ".join(str(w.message).split()) for w in caught
+              if "verification failed" in str(w.message).lower()]
+    if failed:
+        hdul.close()
+        raise FitsReadError(
+            f"{path}: CHECKSUM/DATASUM verification failed, data corrupted: {'; '.join(failed)}"
+        )
+    return hdul
+
+
 def read_coadd(
     path: str | os.PathLike,
     arms: Sequence[str] | None = None,
@@ -99,10 +197,11 @@ def read_coadd(
     read_exp_fibermap: bool = True,
     read_scores: bool = True,
 ) -> CoaddSpectra:
-    """Read a DESI coadd file.
+    """Read a DESI coadd file, validated first (:func:`validate_coadd`; CHECKSUM/DATASUM
+    verified when present). Ingestion and inference both read through here.
 
     Args:
-        arms: arms to read (default: every arm present).
+        arms: arms to read (default: all of B, R, Z, each required).
         read_resolution: read the RESOLUTION images (11x the size of FLUX; training does not
             use them).
         fibermap_columns: FIBERMAP columns to read (default all).
@@ -110,38 +209,29 @@ def read_coadd(
 
     Raises:
         FitsReadError: naming the file and the HDU/column at fault (missing, corrupt,
-            truncated, shapes of FLUX, IVAR, MASK, WAVELENGTH and FIBERMAP that disagree).
+            truncated, an unparsable card, a header without END, a failed checksum, shapes
+            of FLUX, IVAR, MASK, WAVELENGTH and FIBERMAP that disagree, a TARGETID repeated
+            in one coadd: not checked in a ``STACKED`` file).
     """
     path = Path(path)
-    hdul = open_fits(path)
+    layouts = validate_coadd(path, arms, read_resolution)
+    arms = list(ARMS if arms is None else arms)
+    hdul = open_checked(path, layouts)
     try:
         header = header_to_dict(get_hdu(hdul, 0, path).header)
         fibermap = read_table(hdul, "FIBERMAP", path, fibermap_columns)
+        if not header.get("STACKED"):  # a stack of coadds may hold one target of two programs
+            check_unique_targets(fibermap, path)
         n_rows = len(fibermap)
-        names = _extnames(hdul, path)
-        if arms is None:
-            arms = [arm for arm in ARMS if f"{arm}_FLUX" in names]
-            if not arms:
-                raise FitsReadError(f"{path}: no arm found (HDU 'B_FLUX'/'R_FLUX'/'Z_FLUX' missing)")
+        names = set(layouts)
         spectra = {}
         for arm in arms:
             wavelength = read_image(hdul, f"{arm}_WAVELENGTH", path).astype(np.float64, copy=False)
-            if wavelength.ndim != 1:
-                raise FitsReadError(f"{path}: HDU '{arm}_WAVELENGTH' is not 1-D ({wavelength.shape})")
             expected = (n_rows, wavelength.size)
             arrays = {}
             for kind in ("FLUX", "IVAR", "MASK"):
                 arrays[kind] = read_image(hdul, f"{arm}_{kind}", path, expected)
-            resolution = None
-            if read_resolution:
-                name = f"{arm}_RESOLUTION"
-                resolution = read_image(hdul, name, path)
-                if resolution.ndim != 3 or resolution.shape[0] != n_rows or \
-                        resolution.shape[2] != wavelength.size:
-                    raise FitsReadError(
-                        f"{path}: HDU {name!r} has shape {resolution.shape}, expected "
-                        f"({n_rows}, n_diagonals, {wavelength.size})"
-                    )
+            resolution = read_image(hdul, f"{arm}_RESOLUTION", path) if read_resolution else None
             spectra[arm] = ArmSpectra(
                 wavelength=wavelength,
                 flux=arrays["FLUX"].astype(np.float32, copy=False),
@@ -161,14 +251,6 @@ def read_coadd(
         hdul.close()
     return CoaddSpectra(arms=spectra, fibermap=fibermap, header=header, scores=scores,
                         exp_fibermap=exp_fibermap)
-
-
-def _extnames(hdul: fits.HDUList, path: Path) -> set[str]:
-    try:
-        hdul.readall()
-    except Exception as exc:
-        raise FitsReadError(f"{path}: file corrupt or truncated while scanning HDUs ({exc})") from exc
-    return {str(hdu.name).upper() for hdu in hdul}
 
 
 def coadd_to_hdulist(coadd: CoaddSpectra, extra_header: dict[str, Any] | None = None,

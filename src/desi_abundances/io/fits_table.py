@@ -27,15 +27,16 @@ class FitsReadError(OSError):
     (The Kedro datasets re-raise it as a ``DatasetError`` with the same message.)"""
 
 
-def open_fits(path: str | os.PathLike, memmap: bool = True) -> fits.HDUList:
-    """Open a FITS file, turning any failure into a :class:`FitsReadError` naming the file."""
+def open_fits(path: str | os.PathLike, memmap: bool = True, checksum: bool = False) -> fits.HDUList:
+    """Open a FITS file, turning any failure into a :class:`FitsReadError` naming the file
+    (``checksum``: astropy verifies CHECKSUM/DATASUM as each HDU loads, warning on failure)."""
     path = Path(path)
     if not path.exists():
         raise FitsReadError(f"{path}: file does not exist")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", fits.verify.VerifyWarning)
-            hdul = fits.open(path, memmap=memmap, lazy_load_hdus=True)
+            hdul = fits.open(path, memmap=memmap, lazy_load_hdus=True, checksum=checksum)
             # touch the primary header: fails on files that are not FITS at all
             _ = hdul[0].header
     except Exception as exc:  # astropy raises OSError, ValueError, TypeError, VerifyWarning...

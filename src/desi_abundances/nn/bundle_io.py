@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -71,7 +72,19 @@ def load_bundle(path: str | Path) -> ModelBundle:
     if metadata.get("format") != str(BUNDLE_FORMAT_VERSION):
         raise BundleReadError(f"{path}: bundle format {metadata.get('format')!r}, this code reads "
                            f"{BUNDLE_FORMAT_VERSION}")
-    meta = json.loads(metadata["bundle"])
+    try:
+        meta = json.loads(metadata["bundle"])
+    except ValueError as error:
+        raise BundleReadError(f"{path}: the 'bundle' metadata is not valid JSON ({error}): "
+                              "the file is damaged or was not written by save_bundle") from error
+    if not isinstance(meta, dict):
+        raise BundleReadError(f"{path}: the 'bundle' metadata is a JSON {type(meta).__name__}, "
+                              "not an object of bundle fields")
+    known = {item.name for item in fields(ModelBundle)} - set(ARRAY_FIELDS) - {"state_dict"}
+    unknown = sorted(set(meta) - known)
+    if unknown:
+        raise BundleReadError(f"{path}: the 'bundle' metadata has unknown field(s) {unknown}; "
+                              f"a bundle has {sorted(known)}")
     missing = [name for name in ARRAY_FIELDS if name not in tensors] + [
         name for name in JSON_FIELDS if name not in meta]
     if missing:

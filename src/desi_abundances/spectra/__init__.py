@@ -10,10 +10,12 @@ Kedro.
 * ``preprocessing``: :func:`preprocess` (compiled path, ``compiled``) and
   :func:`preprocess_reference` (numpy reference, ``reference``: :func:`normalise_arm`,
   :func:`shift_to_rest_frame`).
+* ``arm_quality``: :func:`unusable_arms`, :func:`missing_arm` (per-spectrum arm checks).
 * ``kernels``: the numba kernels behind the compiled paths (also ``nn.predict``'s).
 """
 from __future__ import annotations
 
+from desi_abundances.spectra.arm_quality import missing_arm, unusable_arms
 from desi_abundances.spectra.containers import (
     ArmSpectra,
     CoaddSpectra,
@@ -27,6 +29,8 @@ from desi_abundances.spectra.settings import DEFAULT_PREPROCESSING, preprocessin
 from desi_abundances.spectra.snr import median_snr, median_snr_reference
 
 __all__ = [
+    "missing_arm",
+    "unusable_arms",
     "ArmSpectra",
     "CoaddSpectra",
     "DEFAULT_PREPROCESSING",

@@ -6,7 +6,7 @@ from typing import Any
 
 import pandas as pd
 
-from desi_abundances.crossmatch.apogee import crossmatch
+from desi_abundances.crossmatch.apogee import CrossmatchError, crossmatch
 from desi_abundances.crossmatch.reference import crossmatch_reference
 from desi_abundances.labels import LABEL_SOURCE_TABLE, label_source_kind
 
@@ -28,6 +28,7 @@ def crossmatch_desi_apogee(
         report["parameters"] = params
         logger.info("crossmatch (reference table): %s; %d pairs %s", report["matching"],
                     report["final"]["pairs"], report["final"]["by_method"])
+        require_pairs(report)
         return table, report
     table, report = crossmatch(spectra_metadata, apogee_stars, params)
     report["parameters"] = params
@@ -39,4 +40,20 @@ def crossmatch_desi_apogee(
     for step in report["matched_after_cuts"]:
         logger.info("matched after %-20s %8d", step["step"], step["remaining"])
     logger.info("crossmatch: %d pairs %s", report["final"]["pairs"], report["final"]["by_method"])
+    require_pairs(report)
     return table, report
+
+
+def require_pairs(report: dict[str, Any]) -> None:
+    """Refuse an empty crossmatch before it is written (nothing to train on downstream).
+
+    Raises:
+        CrossmatchError: with the counts after every step of ``report``.
+    """
+    if report["final"]["pairs"] == 0:
+        steps = {key: report[key] for key in ("apogee_cuts", "desi", "matching",
+                                              "matched_after_cuts") if key in report}
+        raise CrossmatchError(
+            f"crossmatch: 0 pairs; nothing written, earlier outputs kept. Counts after every "
+            f"step: {steps}"
+        )

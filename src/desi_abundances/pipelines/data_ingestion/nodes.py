@@ -124,6 +124,29 @@ def log_coadd_outcome(partition_id: str, counts: Mapping[str, int]) -> None:
         logger.info(message, *args)
 
 
+def check_unique_targets(metadata: pd.DataFrame) -> None:
+    """Refuse a TARGETID that two healpix coadds of one (SURVEY, PROGRAM) both hold (an
+    impostor would take the other's velocity and labels); tile-based coadds (HEALPIX -1)
+    may share targets.
+
+    Raises:
+        IngestionError: naming the TARGETID and both places (coadd, FIBERMAP row).
+    """
+    keys = ["TARGETID", "SURVEY", "PROGRAM"]
+    healpix = metadata[metadata["HEALPIX"].to_numpy() >= 0] if "HEALPIX" in metadata else metadata
+    repeated = healpix[healpix.duplicated(keys, keep=False)]
+    if len(repeated):
+        first = repeated.iloc[0]
+        places = repeated[(repeated[keys] == first[keys]).all(axis=1)]
+        where = " and ".join(f"{row.source_file} row {row.source_row}"
+                             for row in places.itertuples(index=False))
+        raise IngestionError(
+            f"TARGETID {first['TARGETID']} of {first['SURVEY']}/{first['PROGRAM']} is in {where} "
+            f"({repeated[keys].drop_duplicates().shape[0]} repeated TARGETIDs in all): a TARGETID "
+            "names one target per survey and program"
+        )
+
+
 def ingest_spectra(
     desi_coadds: Mapping[str, Callable[[], CoaddSpectra]],
     mws_catalogue: Mapping[str, pd.DataFrame],
@@ -189,6 +212,7 @@ def ingest_spectra(
             f"{list(skipped.values())[:3]})"
         )
     metadata = pd.concat(tables, ignore_index=True)
+    check_unique_targets(metadata)
     n_mws = int(metadata["VRAD"].notna().sum()) if "VRAD" in metadata else 0
     logger.info(
         "spectra_metadata: %d rows, %d with an MWS row, %d with a trusted vrad, %d with an EDR3 id",
