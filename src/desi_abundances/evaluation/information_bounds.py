@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from desi_abundances.constants import label_unit
+from desi_abundances.evaluation import mlflow_names
 from desi_abundances.evaluation.cramer_rao import cramer_rao_from_fisher, fisher_matrix
 from desi_abundances.evaluation.jacobians import FluxJacobianProvider, complete_rows
 from desi_abundances.maths.robust import robust_std
@@ -196,22 +197,25 @@ def information_ratios(test_predictions: pd.DataFrame, bounds: pd.DataFrame,
 
 def mlflow_metrics(ratios: Mapping[str, Any], windows: Sequence[Mapping[str, Any]]
                    ) -> dict[str, float]:
-    """Flat finite metrics (few enough for MLflow's one-call-per-metric logging):
-    ``crb_ratio.<label>.<range>`` for every S/N bin and window, and
-    ``crb_ratio_net_of_apogee.<label>.<window>`` and ``crb_median.<label>.<window>`` for the
-    centred windows. Ranges without a ratio (no information, too few stars) are left out."""
-    centred = {w["name"] for w in windows if w["kind"] == "window"}
+    """Flat finite metrics (few enough for MLflow's one-call-per-metric logging), named by
+    ``evaluation.mlflow_names``: ``network/crb_ratio/<label>.<range>`` for every S/N bin and
+    window, and ``network/crb_ratio_net_of_apogee/<label>.<range>`` and
+    ``information_limit/crb_median/<label>.<range>`` for the centred windows (``<range>``:
+    ``snr_bin_20-40`` or ``snr_window_15-25``). Ranges without a ratio (no information, too
+    few stars) are left out."""
+    by_name = {w["name"]: w for w in windows}
     flat: dict[str, float] = {}
     for label, entry in ratios.items():
         for window, values in entry["by_snr"].items():
             if values["status"] != "ok":
                 continue
             keys = [("ratio", "crb_ratio")]
-            if window in centred:
+            if by_name[window]["kind"] == "window":
                 keys += [("ratio_net_of_apogee", "crb_ratio_net_of_apogee"),
                          ("median_crb", "crb_median")]
+            range_name = mlflow_names.snr_range(by_name[window])
             for key, name in keys:
                 value = values[key]
                 if value is not None and np.isfinite(value):
-                    flat[f"{name}.{label}.{window}"] = float(value)
+                    flat[mlflow_names.information_metric(name, label, range_name)] = float(value)
     return flat

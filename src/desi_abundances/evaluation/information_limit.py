@@ -37,6 +37,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from desi_abundances.evaluation import mlflow_names
 from desi_abundances.evaluation.information_bounds import (
     NO_INFORMATION,
     cramer_rao_bounds,
@@ -242,8 +243,8 @@ def run(test: Spectra, test_predictions: pd.DataFrame, labels: Sequence[str],
 
     Returns:
         report (cramer_rao.json content, strict JSON), per-star bounds (TARGETID, snr,
-        ``<label>_crb``; inf = no information) and flat metrics (``crb_ratio.<label>.<range>``,
-        ..., ``cramer_rao_seconds``).
+        ``<label>_crb``; inf = no information) and flat metrics (``network/crb_ratio/<label>.<range>``,
+        ..., ``information_limit/seconds``; ``evaluation.mlflow_names``).
     """
     crb = dict(settings.get("cramer_rao") or {})
     crb.setdefault("seed", int(settings.get("seed", 0)))
@@ -274,7 +275,7 @@ def run(test: Spectra, test_predictions: pd.DataFrame, labels: Sequence[str],
     report["spectral_model_warning"] = mismatch
     report["seconds"] = time.perf_counter() - start
     flat = mlflow_metrics(report["labels"], report["windows"])
-    flat["cramer_rao_seconds"] = report["seconds"]
+    flat[f"{mlflow_names.INFORMATION_LIMIT}/seconds"] = report["seconds"]
     logger.info("information limit: %d test stars bounded with the %s model in %.1f s; "
                 "no information on %s", report["n_bounded"], model_name, report["seconds"],
                 report["labels_without_information"] or "none")
