@@ -39,6 +39,7 @@ import pandas as pd
 
 from desi_abundances.evaluation import mlflow_names
 from desi_abundances.evaluation.information_bounds import (
+    MIN_STARS_INTERVAL,
     NO_INFORMATION,
     cramer_rao_bounds,
     information_ratios,
@@ -166,7 +167,7 @@ def information_limit(provider: FluxJacobianProvider, reference: pd.DataFrame,
         reference: one row per bounded star: TARGETID, snr and the reference labels.
         ivar: (n_stars, n_pixels) their preprocessed inverse variances.
         test_predictions: the evaluation table (every test star).
-        settings: ``evaluation.cramer_rao`` (nuisance_labels, snr_windows, min_stars,
+        settings: ``evaluation.cramer_rao`` (nuisance_labels, snr_windows, min_stars, min_stars_interval,
             batch_size) and ``seed`` (bootstrap intervals).
 
     Returns:
@@ -187,7 +188,9 @@ def information_limit(provider: FluxJacobianProvider, reference: pd.DataFrame,
     windows = snr_windows(snr_bin_edges, settings.get("snr_windows"))
     ratios = information_ratios(test_predictions, table, labels, windows,
                                 min_stars=int(settings.get("min_stars", 10)),
-                                seed=int(settings.get("seed", 0)))
+                                seed=int(settings.get("seed", 0)),
+                                min_stars_interval=int(settings.get("min_stars_interval",
+                                                                    MIN_STARS_INTERVAL)))
     report = {
         "status": "ok",
         "is_mock": bool(is_mock),
