@@ -64,7 +64,7 @@ Measured 2026-11-25 (third session), two runs, defaults (``prefetch: 2``), train
 - warm: read 36,500-37,600 spectra/s, ceiling 14,900 spectra/s; end to end 6,812-6,883
   spectra/s (ratio 0.46), peak RSS 1,482-1,507 MB.
 - CPU per spectrum: read 27-36 us, forward 72-73 us, end to end 265-294 us (was 334-371):
-  ``spectra_kernels.preprocess_rows`` (one spectrum at a time from the arms to the outputs,
+  ``spectra.kernels.preprocess_rows`` (one spectrum at a time from the arms to the outputs,
   the S/N with it), branch-free vectorised loops, an exact radix-select median instead of a
   row sort; ``--profile``: preprocess + S/N 93 us CPU (50 us wall on 2 threads), network +
   distance 93 us (2 torch threads), read 50 us (cold), flags + Parquet 12 us.
@@ -94,7 +94,7 @@ First session, measured 2026-11-25 on the 2-core development machine, trained bu
   (ratio 0.28), peak RSS 1,060 MB. ``--profile`` CPU time per spectrum (load ~10, one torch
   thread): read 74 us, selection + S/N 147 us, preprocess 418 us, network + input distance
   242 us, flags + Parquet 10 us: 891 us in all.
-- with the numba 0.68.1 kernels (``spectra_kernels``), nearly idle machine (load average
+- with the numba 0.68.1 kernels (``spectra.kernels``), nearly idle machine (load average
   1.2-1.7): read 21,633 spectra/s, forward 70,641 spectra/s, ceiling 16,561 spectra/s, end to
   end **5,533 spectra/s** (ratio 0.33), peak RSS 928 MB; CPU time per spectrum: read 42 us,
   forward 28 us, end to end 317 us. Four more runs at that load: 4,655 (a burst from another
@@ -207,8 +207,8 @@ def mock_config(n_spectra: int, spectra_per_coadd: int, seed: int) -> dict[str, 
 
 def ensure_mock_survey(cache: Path, n_spectra: int, spectra_per_coadd: int, seed: int) -> Path:
     """The cached mock survey folder; built (resumably, one file at a time) when incomplete."""
-    from desi_abundances.io.desi_coadd import DesiCoaddDataset
-    from desi_abundances.io.fits_table import FitsTableDataset
+    from desi_abundances.io.datasets.desi_coadd import DesiCoaddDataset
+    from desi_abundances.io.datasets.fits_table import FitsTableDataset
     from desi_abundances.mock import survey
 
     folder = cache / f"mock_{n_spectra}_s{seed}"
@@ -256,7 +256,8 @@ def random_bundle(labels: list[str], seed: int) -> Any:
     """A randomly initialised network of the default architecture on the brz grid."""
     import torch
 
-    from desi_abundances.constants import brz_wavelength, label_unit
+    from desi_abundances.constants import label_unit
+    from desi_abundances.desi.grids import brz_wavelength
     from desi_abundances.nn.bundle import ModelBundle, current_versions
     from desi_abundances.nn.network import architecture_for, build_network
 
@@ -285,8 +286,8 @@ def random_bundle(labels: list[str], seed: int) -> Any:
 
 
 def choose_bundle(option: str, seed: int) -> tuple[Any, str]:
+    from desi_abundances.nn.bundle_io import load_bundle
     from desi_abundances.nn.adapter import BundleMismatchError, BundlePredictor
-    from desi_abundances.io.model_bundle import load_bundle
 
     path = ROOT / "data" / "06_models" / "model_bundle.safetensors" if option == "auto" else Path(option)
     if option != "random" and path.exists():
@@ -344,7 +345,7 @@ def measure_read(files: list[Path]) -> tuple[float, int, float, float]:
 def forward_inputs(bundle: Any, files: list[Path], n_rows: int) -> tuple[np.ndarray, np.ndarray | None]:
     """Standardised network inputs of real preprocessed spectra (the first files), tiled, and
     their inverse variances (input units) when the network takes them (refinement step)."""
-    from desi_abundances.io.desi_coadd import DesiCoaddDataset
+    from desi_abundances.io.datasets.desi_coadd import DesiCoaddDataset
     from desi_abundances.nn.predict import input_inverse_variance, standardise
     from desi_abundances.spectra import preprocess
 
@@ -408,7 +409,7 @@ def inference_params(out: Path, overrides: dict[str, Any]) -> dict[str, Any]:
 
 def coadd_loaders(survey: Path) -> Any:
     """The coadds as the catalog's ``inference_coadds`` entry loads them (same load_args)."""
-    from desi_abundances.io.coadd_tree import CoaddTreeDataset
+    from desi_abundances.io.datasets.coadd_tree import CoaddTreeDataset
 
     entry = yaml.safe_load((ROOT / "conf" / "base" / "catalog_inference.yml").read_text())["inference_coadds"]
     return CoaddTreeDataset(path=str(survey / "healpix"), load_args=entry.get("load_args")).load()
@@ -418,7 +419,7 @@ def run_end_to_end(survey: Path, bundle: Any, out: Path,
                    overrides: dict[str, Any]) -> tuple[dict, dict, float, float]:
     """Both inference nodes, timed: (inference report, VAC summary, seconds, CPU seconds of
     this process's threads; Dask workers in other processes are not counted)."""
-    from desi_abundances.io.fits_table import FitsTableDataset
+    from desi_abundances.io.datasets.fits_table import FitsTableDataset
     from desi_abundances.pipelines.inference.nodes import build_vac, predict_coadds
 
     shutil.rmtree(out, ignore_errors=True)
@@ -436,7 +437,7 @@ def run_end_to_end(survey: Path, bundle: Any, out: Path,
 def profile_stages(survey: Path, bundle: Any, n_files: int, out: Path) -> None:
     """Time each stage on the first ``n_files`` coadds, one after the other, one thread."""
     from desi_abundances import inference
-    from desi_abundances.io.fits_table import FitsTableDataset
+    from desi_abundances.io.datasets.fits_table import FitsTableDataset
     from desi_abundances.nn.predict import predict_labels
 
     velocities = inference.RadialVelocityLookup(inference.radial_velocity_table(

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import yaml
 
-from desi_abundances.constants import brz_wavelength
+from desi_abundances.desi.grids import brz_wavelength
 from desi_abundances.nn.network import architecture_for, build_network
 from desi_abundances.nn.training import TrainingArrays, select_device, train_network
 

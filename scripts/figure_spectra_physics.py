@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from desi_abundances.constants import ARMS, arm_wavelength
+from desi_abundances.desi.grids import ARMS, arm_wavelength
 from desi_abundances.desi.instrument import lsf_matrix
 from desi_abundances.spectral_models import build as build_spectral_model
 from desi_abundances.synthesis.library import LIBRARY_RESOLVING_POWER, read_library

@@ -18,7 +18,6 @@ from kedro.runner import SequentialRunner
 
 from desi_abundances.pipeline_registry import DEFAULT_CHAIN
 from desi_abundances.pipelines import mock_survey
-
 from kedro_project import catalog_below, feed_params, load_project_config, redirect
 
 pytestmark = pytest.mark.slow

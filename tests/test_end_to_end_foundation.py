@@ -12,7 +12,6 @@ from kedro.runner import SequentialRunner
 from desi_abundances.crossmatch import compare_with_truth
 from desi_abundances.pipelines import crossmatch, data_ingestion, mock_survey
 from desi_abundances.spectra import median_snr
-
 from kedro_project import catalog_below, feed_params, load_project_config
 
 pytestmark = pytest.mark.slow

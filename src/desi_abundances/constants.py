@@ -1,27 +1,10 @@
-"""Survey facts shared by every stage: the speed of light, APOGEE DR17 bits and label names.
-DESI's grids and bitmasks live in :mod:`desi_abundances.desi` (re-exported here).
+"""APOGEE DR17 facts and label names shared by every stage. DESI's grids and bitmasks live in
+:mod:`desi_abundances.desi`, physical constants in :mod:`desi_abundances.physics`.
 
 Sources: the DESI data model (healpix coadds), desispec ``maskbits.py`` and the SDSS DR17
 allStar data model (see ``../shared/DATA_FORMATS.md``). Wavelengths are vacuum Angstrom.
 """
 from __future__ import annotations
-
-# DESI facts moved to desi_abundances.desi; re-exported (not copied) for existing importers.
-from desi_abundances.desi.bitmasks import FIBERSTATUS_BITS, SPECMASK_BITS  # noqa: F401
-from desi_abundances.desi.grids import (  # noqa: F401
-    ARM_WAVELENGTH_RANGE_ANGSTROM,
-    ARMS,
-    BRZ_WAVELENGTH_RANGE_ANGSTROM,
-    FLUX_UNIT,
-    RESOLUTION_NDIAG,
-    WAVELENGTH_STEP_ANGSTROM,
-    arm_wavelength,
-    brz_wavelength,
-    linear_grid,
-)
-
-SPEED_OF_LIGHT_KMS = 299_792.458
-"""Speed of light in km/s."""
 
 # --- APOGEE DR17 -----------------------------------------------------------------------
 ASPCAPFLAG_STAR_BAD_BIT = 23

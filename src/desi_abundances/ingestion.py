@@ -102,17 +102,43 @@ def stellar_target_mask(fibermap: pd.DataFrame, selection: Mapping[str, Any], wh
     return keep
 
 
-def coadd_provenance(partition_id: str, header: Mapping[str, Any]) -> dict[str, Any]:
+class CoaddSkipped(IngestionError):
+    """One coadd cannot be used (e.g. a tile-based coadd naming no survey/program): skipped
+    with this reason; the run goes on."""
+
+
+def rejection_counts(fibermap: pd.DataFrame, selection: Mapping[str, Any]) -> dict[str, int]:
+    """Rows failing each criterion of :func:`stellar_target_mask` (a row may fail several):
+    ``bad_fibre`` (COADD_FIBERSTATUS != 0), ``not_science_target`` (OBJTYPE differs) and
+    ``not_mws_target`` (every target bitmask column zero); criteria not configured count 0."""
+    counts = {"bad_fibre": 0, "not_science_target": 0, "not_mws_target": 0}
+    if selection.get("require_good_fiberstatus", True) and "COADD_FIBERSTATUS" in fibermap.columns:
+        counts["bad_fibre"] = int((fibermap["COADD_FIBERSTATUS"].to_numpy() != 0).sum())
+    objtype = selection.get("objtype")
+    if objtype and "OBJTYPE" in fibermap.columns:
+        counts["not_science_target"] = int((strip_strings(fibermap[["OBJTYPE"]])["OBJTYPE"] != objtype).sum())
+    present = [c for c in selection.get("target_bitmask_columns") or [] if c in fibermap.columns]
+    if present:
+        targeted = np.zeros(len(fibermap), dtype=bool)
+        for column in present:
+            targeted |= fibermap[column].fillna(0).to_numpy().astype(np.int64) != 0
+        counts["not_mws_target"] = int((~targeted).sum())
+    return counts
+
+
+def coadd_provenance(partition_id: str, header: Mapping[str, Any],
+                     fibermap: pd.DataFrame | None = None) -> dict[str, Any]:
     """SURVEY, PROGRAM (lower case, stripped) and HEALPIX of one coadd, from its header
-    (SURVEY, PROGRAM, HPXPIXEL) or else its file name (``desi.provenance.coadd_provenance``).
+    (SURVEY, PROGRAM, HPXPIXEL) or else its file name, or for a tile-based coadd its FIBERMAP
+    (``desi.provenance.coadd_provenance``; HEALPIX -1 for a tile-based coadd).
 
     Raises:
-        IngestionError: when neither tells.
+        CoaddSkipped: (an IngestionError) when nothing tells.
     """
     try:
-        survey, program, healpix = _coadd_provenance(header, partition_id)
+        survey, program, healpix = _coadd_provenance(header, partition_id, fibermap)
     except ProvenanceError as exc:
-        raise IngestionError(str(exc)) from exc
+        raise CoaddSkipped(str(exc)) from exc
     return {"SURVEY": survey, "PROGRAM": program, "HEALPIX": healpix}
 
 

@@ -2,17 +2,16 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import yaml
+from survey_tables import make_apogee
 
 from desi_abundances.pipelines.crossmatch import create_pipeline as crossmatch_pipeline
 from desi_abundances.pipelines.crossmatch.nodes import crossmatch_desi_apogee
 from desi_abundances.pipelines.data_ingestion import create_pipeline as ingestion_pipeline
-from survey_tables import make_apogee
-
-from pathlib import Path
 
 CONF = Path(__file__).resolve().parents[2] / "conf" / "base"
 

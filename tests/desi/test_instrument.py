@@ -5,9 +5,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from desi_abundances.constants import ARMS, SPECMASK_BITS, SPEED_OF_LIGHT_KMS, arm_wavelength
 from desi_abundances.desi import instrument
+from desi_abundances.desi.bitmasks import SPECMASK_BITS
+from desi_abundances.desi.grids import ARMS, arm_wavelength
 from desi_abundances.mock.healpix import ang2pix_nest
+from desi_abundances.physics import SPEED_OF_LIGHT_KMS
 from desi_abundances.spectral_models.analytic import log_uniform_grid
 
 GRID_R = 30_000.0

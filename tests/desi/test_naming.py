@@ -8,6 +8,7 @@ from desi_abundances.desi.naming import (
     coadd_relative_path,
     healpix_of_partition,
     is_coadd_file,
+    is_tile_coadd_file,
     list_coadds,
     parse_coadd_name,
     partition_id,
@@ -73,7 +74,9 @@ def test_list_coadds_keeps_coadds_and_reports_the_rest(tmp_path):
         "main/bright/100/10010/coadd-main-bright-10010",
     ]
     assert listing.coadds["main/bright/100/10010/coadd-main-bright-10010"] == tmp_path / files[0]
-    assert len(listing.ignored) == 5 and "README" in listing.ignored
+    assert len(listing.ignored) == 4 and "README" in listing.ignored
+    assert list(listing.tiles) == ["tiles/cumulative/169/20210419/coadd-5-169-thru20210419"]
+    assert list(listing.all_coadds) == sorted([*listing.coadds, *listing.tiles])
     assert list_coadds(tmp_path / "missing").coadds == {}
 
 
@@ -83,3 +86,15 @@ def test_split_partitions_uses_the_same_rule():
         "tiles/coadd-5-169-thru20210419",
     ])
     assert coadds == ["main/bright/1/100/coadd-main-bright-100"] and len(ignored) == 2
+    with_tiles, ignored = split_partitions(["tiles/coadd-5-169-thru20210419", "a/redrock-main-bright-1"],
+                                           include_tiles=True)
+    assert with_tiles == ["tiles/coadd-5-169-thru20210419"] and ignored == ["a/redrock-main-bright-1"]
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("coadd-5-169-thru20210419.fits", True), ("tiles/pernight/80613/20210324/coadd-4-80613-20210324.fits", True),
+    ("coadd-0-1000-exp00012345.fits", True), ("coadd-main-bright-10010.fits", False),
+    ("redrock-5-169-thru20210419.fits", False), ("coadd-12-169-thru20210419.fits", False),
+])
+def test_tile_coadd_names(name, expected):
+    assert is_tile_coadd_file(name) is expected

@@ -37,3 +37,26 @@ def test_catalogue_keys_normalise_like_headers():
     assert list(normalise_keys(values)) == ["main", "main", "main", "sv3"]
     assert normalise_key(" Bright ") == "bright"
     assert normalise_keys([]).size == 0
+
+
+TILE = "tiles/cumulative/169/20210419/coadd-5-169-thru20210419"
+
+
+def test_tile_coadd_takes_survey_program_from_header_or_fibermap():
+    import pandas as pd
+
+    from desi_abundances.desi.provenance import NO_HEALPIX
+
+    assert coadd_provenance({"SURVEY": "main", "PROGRAM": "Bright"}, TILE) == ("main", "bright", NO_HEALPIX)
+    assert coadd_provenance({"SURVEY": "sv1", "FAPRGRM": "dark"}, TILE) == ("sv1", "dark", NO_HEALPIX)
+    fibermap = pd.DataFrame({"SURVEY": ["main", "main "], "PROGRAM": ["backup", "BACKUP"]})
+    assert coadd_provenance({}, TILE, fibermap) == ("main", "backup", NO_HEALPIX)
+
+
+def test_tile_coadd_without_provenance_raises_with_the_reason():
+    import pandas as pd
+
+    mixed = pd.DataFrame({"SURVEY": ["main", "sv1"], "PROGRAM": ["dark", "dark"]})
+    for header, fibermap in (({}, None), ({"TILEID": 169}, mixed), ({"FAPRGRM": "m31"}, None)):
+        with pytest.raises(ProvenanceError, match="tile-based coadd .*coadd-5-169.*MWS catalogue"):
+            coadd_provenance(header, TILE, fibermap)

@@ -120,6 +120,7 @@ def test_flux_error_summary_and_criterion():
 def test_train_emulator_end_to_end_on_a_tiny_library(tmp_path):
     """Chunks -> emulator grid -> training -> held-out report -> weights a model can load."""
     import json
+
     from desi_abundances.emulator.train import train_emulator
     from desi_abundances.synthesis import library as lib
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from desi_abundances.constants import brz_wavelength
+from desi_abundances.desi.grids import brz_wavelength
 from desi_abundances.evaluation import cramer_rao as cr
 from desi_abundances.evaluation import information_bounds as ib
 from desi_abundances.evaluation import information_limit as il

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from desi_abundances.io.processed_spectra import ProcessedSpectraDataset
+from desi_abundances.io.datasets.processed_spectra import ProcessedSpectraDataset
 from desi_abundances.nn.data import fit_pixel_standardisation, label_table, split_targets
 from desi_abundances.pipelines.feature_engineering.nodes import (
     build_training_spectra,
@@ -13,7 +13,6 @@ from desi_abundances.pipelines.feature_engineering.nodes import (
     split_training_set,
 )
 from desi_abundances.spectra import Spectra, preprocess
-
 from synthetic_coadds import make_coadd
 
 LABELS = ["teff", "fe_h", "mg_fe"]

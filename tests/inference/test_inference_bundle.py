@@ -11,20 +11,20 @@ import pytest
 import torch
 import yaml
 from astropy.io import fits
+from inference_fakes import partition_id, rvtab
 from kedro.io import DataCatalog
 from kedro.runner import SequentialRunner
 
-from desi_abundances.constants import arm_wavelength, brz_wavelength
+from desi_abundances.desi.grids import arm_wavelength, brz_wavelength
 from desi_abundances.inference import FLAG_BITS
-from desi_abundances.io.desi_coadd import DesiCoaddDataset
-from desi_abundances.io.fits_table import FitsTableDataset
-from desi_abundances.io.model_bundle import ModelBundleDataset
+from desi_abundances.io.datasets.desi_coadd import DesiCoaddDataset
+from desi_abundances.io.datasets.fits_table import FitsTableDataset
+from desi_abundances.io.datasets.model_bundle import ModelBundleDataset
 from desi_abundances.nn.adapter import BundleMismatchError, BundlePredictor, bundle_fingerprint
 from desi_abundances.nn.bundle import ModelBundle, current_versions
 from desi_abundances.nn.network import architecture_for, build_network
 from desi_abundances.pipelines.inference.pipeline import create_pipeline
 from desi_abundances.spectra import ArmSpectra, CoaddSpectra
-from inference_fakes import partition_id, rvtab
 
 LABELS = ["teff", "logg", "fe_h"]
 PROJECT = Path(__file__).resolve().parents[2]
@@ -102,7 +102,7 @@ def catalog_for(root, bundle_path=None, **params) -> DataCatalog:
     config["inference_report"]["filepath"] = str(root / "out" / "inference_report.json")
     config["vac_summary"]["filepath"] = str(root / "out" / "vac_summary.json")
     config["model_bundle"] = {
-        "type": "desi_abundances.io.model_bundle.ModelBundleDataset",
+        "type": "desi_abundances.io.datasets.model_bundle.ModelBundleDataset",
         "filepath": str(bundle_path or root / "bundle.safetensors"),
     }
     catalog = DataCatalog.from_config(config)

@@ -9,6 +9,15 @@ import numpy as np
 import pandas as pd
 import pytest
 from astropy.io import fits
+from inference_fakes import (
+    LABELS,
+    CountingReader,
+    FakePredictor,
+    coadd_partitions,
+    partition_id,
+    rvtab,
+    write_survey,
+)
 
 from desi_abundances.inference import (
     InferenceError,
@@ -18,15 +27,6 @@ from desi_abundances.inference import (
     output_path,
     radial_velocity_table,
     run_inference,
-)
-from inference_fakes import (
-    LABELS,
-    CountingReader,
-    FakePredictor,
-    coadd_partitions,
-    partition_id,
-    rvtab,
-    write_survey,
 )
 
 HEALPIXELS = [10010, 10011, 10012, 10013, 10014, 10015]
@@ -81,8 +81,12 @@ def test_run_writes_per_coadd_tables_and_vac(survey, tmp_path):
         assert header["EXTNAME"] == "VAC" and header["MOCK"] is True
         names = data.columns.names
         units = dict(zip(names, data.columns.units))
-        assert units["TEFF"] == "K" and units["FE_H_ERR"] == "dex" and units["VRAD"] == "km/s"
-        assert units["TARGET_RA"] == "deg"
+        assert units["TEFF"] == "K" and units["VRAD"] == "km s-1" and units["TARGET_RA"] == "deg"
+        assert not units["FE_H_ERR"] and not units["LOGG"]  # DESI: no TUNIT on dex columns
+        index = names.index("FE_H_ERR") + 1
+        assert "[dex]" in header[f"TCOMM{index}"] and "[dex]" in header.comments[f"TTYPE{index}"]
+        assert data["PRIMARY"].dtype == bool and data["PRIMARY"].all()  # one spectrum per star here
+        assert (data["NSPEC"] == 1).all()
         assert header["FLAGB0"] == "LOW_SNR" and header["LRNGB2"] == "FE_H"
         np.testing.assert_array_equal(data["TARGETID"], table["TARGETID"])
         np.testing.assert_array_equal(data["TEFF"], table["teff"])
@@ -134,8 +138,9 @@ def test_rerun_after_crash_redoes_only_missing_partial_and_stale(survey, tmp_pat
     assert summary["rebuilt"] and summary["n_rows"] == len(expected)
 
     # a coadd file rewritten (a new data release, a rebuilt mock): only its output is redone
-    from desi_abundances.io.desi_coadd import DesiCoaddDataset
     from inference_fakes import make_coadd
+
+    from desi_abundances.io.datasets.desi_coadd import DesiCoaddDataset
 
     rewritten = root / f"{partition_id(10014)}.fits"
     changed = make_coadd(10014, n_spectra=4, seed=99)

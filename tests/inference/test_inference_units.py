@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from inference_fakes import LABELS, FakePredictor, make_coadd, partition_id, rvtab
 
 from desi_abundances.inference import (
     FLAG_BITS,
@@ -21,7 +22,6 @@ from desi_abundances.inference import (
     select_partitions,
     write_output,
 )
-from inference_fakes import LABELS, FakePredictor, make_coadd, partition_id, rvtab
 
 
 def test_select_partitions_by_glob_and_healpix():

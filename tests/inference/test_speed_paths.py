@@ -76,9 +76,9 @@ def test_coadd_reader_returns_plain_native_arrays(tmp_path):
 
 def test_whole_coadd_path_gives_the_same_table_as_selecting_rows(monkeypatch):
     import pandas as pd
+    from inference_fakes import FakePredictor, make_coadd, partition_id, rvtab
 
     from desi_abundances import inference
-    from inference_fakes import FakePredictor, make_coadd, partition_id, rvtab
 
     coadd = make_coadd(10020, n_spectra=20)
     coadd.fibermap.loc[7, "OBJTYPE"] = "SKY"      # a non-target inside the file
@@ -96,8 +96,9 @@ def test_whole_coadd_path_gives_the_same_table_as_selecting_rows(monkeypatch):
 
 
 def test_threaded_median_snr_equals_the_shared_definition():
-    from desi_abundances import inference, spectra
     from inference_fakes import make_coadd
+
+    from desi_abundances import inference, spectra
 
     coadd = make_coadd(10030, n_spectra=300)
     coadd.arms["B"].ivar[5] = 0.0
@@ -108,9 +109,10 @@ def test_threaded_median_snr_equals_the_shared_definition():
 
 @pytest.mark.parametrize("seed", range(4))
 def test_radix_median_equals_the_sorted_middle_values(seed):
-    """``spectra_kernels.median_of_rows`` against a row sort: ties, +/-0, negative values,
+    """``spectra.kernels.median_of_rows`` against a row sort: ties, +/-0, negative values,
     a few to all +inf (bad pixel) entries, odd and even counts, very different scales."""
-    kernels = pytest.importorskip("desi_abundances.spectra_kernels")
+    from desi_abundances.spectra import kernels
+
     rng = np.random.default_rng(seed)
     n, n_pixels = 40, int(rng.integers(1, 300))
     values = rng.normal(20, 15, (n, n_pixels)) * rng.choice([1e-3, 1.0, 1e5], (n, 1))

@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
+from survey_tables import make_apogee, make_coadd, make_mws
 
 from desi_abundances.ingestion import IngestionError
 from desi_abundances.pipelines.data_ingestion.nodes import ingest_spectra, select_apogee_stars
 from desi_abundances.spectra import median_snr
-from survey_tables import make_apogee, make_coadd, make_mws
 
 PARAMS = {
     "selection": {"require_good_fiberstatus": True, "objtype": "TGT", "target_bitmask_columns": ["MWS_TARGET"]},

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.skipif(not REAL.exists(), reason=f"{REAL} absent")
 
 
 def test_real_coadd_round_trip(tmp_path):
-    from desi_abundances.io.desi_coadd import DesiCoaddDataset
+    from desi_abundances.io.datasets.desi_coadd import DesiCoaddDataset
     from desi_abundances.pipelines.data_ingestion.nodes import ingest_spectra
     from desi_abundances.spectra import median_snr
 

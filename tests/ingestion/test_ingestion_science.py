@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from survey_tables import make_apogee, make_mws
 
 from desi_abundances.ingestion import (
     IngestionError,
@@ -15,7 +16,6 @@ from desi_abundances.ingestion import (
     near_apogee_mask,
     stellar_target_mask,
 )
-from survey_tables import make_apogee, make_mws
 
 SELECTION = {"require_good_fiberstatus": True, "objtype": "TGT", "target_bitmask_columns": ["MWS_TARGET"]}
 BIG_ID = 6_917_528_997_577_384_320  # beyond float64's exact integers
@@ -133,9 +133,10 @@ def test_apogee_columns_cover_labels_errors_flags():
 
 
 def test_coadd_stack_equals_concatenate_and_checks_grids():
+    from survey_tables import make_coadd
+
     from desi_abundances.ingestion import CoaddStack
     from desi_abundances.spectra import CoaddSpectra
-    from survey_tables import make_coadd
 
     first = make_coadd([{"TARGETID": 1, "TARGET_RA": 1.0, "TARGET_DEC": 1.0}])
     second = make_coadd([{"TARGETID": 2, "TARGET_RA": 2.0, "TARGET_DEC": 2.0, "EXTRA": 5},

@@ -9,8 +9,9 @@ from astropy.io import fits
 from kedro.io import DatasetError
 from kedro_datasets.partitions import PartitionedDataset
 
-from desi_abundances.constants import ARMS, FLUX_UNIT, arm_wavelength
-from desi_abundances.io.desi_coadd import IVAR_UNIT, DesiCoaddDataset
+from desi_abundances.desi.grids import ARMS, FLUX_UNIT, arm_wavelength
+from desi_abundances.io.datasets.desi_coadd import DesiCoaddDataset
+from desi_abundances.io.desi_coadd import IVAR_UNIT
 from desi_abundances.spectra import ArmSpectra, CoaddSpectra
 
 REAL_DESI = Path(__file__).resolve().parents[3] / "shared" / "data" / "real_desi"
@@ -136,3 +137,21 @@ def test_shape_mismatch_is_reported(tmp_path: Path) -> None:
     hdul.writeto(path)
     with pytest.raises(DatasetError, match=r"mismatch\.fits.*'R_IVAR'.*shape \(2, 2326\).*\(3, 2326\)"):
         DesiCoaddDataset(str(path)).load()
+
+
+def test_plain_reader_errors_name_file_hdu_and_column(tmp_path: Path) -> None:
+    from desi_abundances.io.desi_coadd import read_coadd, write_coadd
+    from desi_abundances.io.fits_table import FitsReadError
+
+    path = tmp_path / "plain.fits"
+    write_coadd(path, tiny_coadd(3))
+    coadd = read_coadd(path, arms=["B"], fibermap_columns=["TARGETID"])
+    assert list(coadd.arms) == ["B"] and list(coadd.fibermap.columns) == ["TARGETID"]
+    assert coadd.arms["B"].flux.dtype == np.float32 and coadd.arms["B"].flux.dtype.isnative
+    assert type(coadd.arms["B"].flux) is np.ndarray  # not a view of the memory-mapped file
+    with pytest.raises(FitsReadError, match=r"plain\.fits.*FIBERMAP.*\['NOPE'\]"):
+        read_coadd(path, fibermap_columns=["NOPE"])
+    path.write_bytes(path.read_bytes()[:-30000])
+    with pytest.raises(FitsReadError, match=r"plain\.fits.*truncated"):
+        read_coadd(path)
+    assert not list(tmp_path.glob(".*tmp"))

@@ -8,7 +8,7 @@ import pytest
 from astropy.io import fits
 from kedro.io import DatasetError
 
-from desi_abundances.io.fits_table import FitsTableDataset
+from desi_abundances.io.datasets.fits_table import FitsTableDataset
 
 
 def _big_endian_table(path: Path) -> None:
@@ -98,3 +98,19 @@ def test_truncated_table_data_and_large_selection(tmp_path: Path) -> None:
     path.write_bytes(path.read_bytes()[:20000])  # cut inside the table data
     with pytest.raises(DatasetError, match=r"rows\.fits.*HDU 1.*truncated"):
         FitsTableDataset(str(path)).load()
+
+
+def test_integer_columns_keep_their_values(tmp_path: Path) -> None:
+    """Unsigned integers (stored with a BZERO offset) and int8 (widened) round-trip; they
+    used to wrap around (65000 read back as -536)."""
+    from desi_abundances.io.fits_table import read_tables, write_tables
+
+    frame = pd.DataFrame({"U2": np.array([1, 65000], np.uint16),
+                          "U4": np.array([1, 2**32 - 1], np.uint32),
+                          "U8": np.array([1, 2**63 + 5], np.uint64),
+                          "I1": np.array([-5, 100], np.int8)})
+    path = tmp_path / "ints.fits"
+    write_tables(path, {"T": frame})
+    loaded = read_tables(path, "T")
+    for column in frame.columns:
+        np.testing.assert_array_equal(loaded[column].to_numpy(), frame[column].to_numpy())

@@ -10,7 +10,7 @@ import torch
 from kedro.io import DatasetError
 from safetensors.torch import save_file
 
-from desi_abundances.io.model_bundle import ModelBundleDataset
+from desi_abundances.io.datasets.model_bundle import ModelBundleDataset
 from desi_abundances.nn.bundle import ModelBundle, current_versions
 from desi_abundances.nn.network import architecture_for, build_network
 from desi_abundances.nn.predict import IncompatibleSpectraError, check_compatible, predict_labels

@@ -1,7 +1,6 @@
 """Choosing MARCS corners, alpha variants and interpolator inputs (no Fortran needed)."""
 import itertools
 
-import numpy as np
 import pandas as pd
 import pytest
 

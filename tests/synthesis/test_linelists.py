@@ -1,6 +1,5 @@
 """MOOG -> Turbospectrum line-list conversion."""
 import numpy as np
-import pandas as pd
 import pytest
 
 from desi_abundances.synthesis import linelists as ll

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from synthetic_labels import LABELS, make_labelled_spectra
 
 from desi_abundances.maths.polynomial import design_matrix
 from desi_abundances.nn import spectrum_model as synthetic
@@ -14,8 +15,6 @@ from desi_abundances.nn.network import LabelNetwork, architecture_for
 from desi_abundances.nn.predict import MAX_INPUT_NOISE, input_inverse_variance, predict_labels
 from desi_abundances.nn.refinement import GaussNewtonRefinement
 from desi_abundances.nn.training import TrainingArrays, inverse_variance_from_noise
-
-from synthetic_labels import LABELS, make_labelled_spectra
 
 
 def _quadratic_arrays(n: int = 400, n_pixels: int = 30, noise: float = 0.05, seed: int = 0):
@@ -152,7 +151,7 @@ def test_training_and_prediction_see_the_same_inverse_variance():
 
 
 def test_label_model_with_refinement_and_simulated_spectra(tmp_path):
-    from desi_abundances.io.model_bundle import ModelBundleDataset
+    from desi_abundances.io.datasets.model_bundle import ModelBundleDataset
 
     spectra = make_labelled_spectra(300, 60, seed=1, missing_fraction=0.05)
     split = split_targets(spectra.meta["TARGETID"].to_numpy(),

@@ -4,13 +4,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from synthetic_labels import LABELS, make_labelled_spectra
 
 from desi_abundances.nn.data import fit_pixel_standardisation, split_targets
 from desi_abundances.nn.model import fit_label_model, split_rows
 from desi_abundances.nn.predict import predict_labels
 from desi_abundances.pipelines.training.nodes import train_label_model
-
-from synthetic_labels import LABELS, make_labelled_spectra
 
 SETTINGS = {
     "architecture": {"hidden_sizes": [32, 32], "dropout": 0.0, "input_components": 0},
@@ -95,7 +94,7 @@ def test_ridge_initialised_skip_path_is_frozen_and_helps(data):
 
 
 def test_principal_component_inputs_round_trip(data, tmp_path):
-    from desi_abundances.io.model_bundle import ModelBundleDataset
+    from desi_abundances.io.datasets.model_bundle import ModelBundleDataset
 
     spectra, split, standardisation = data
     pca = {**SETTINGS, "architecture": {**SETTINGS["architecture"], "input_components": 16},
@@ -112,7 +111,7 @@ def test_principal_component_inputs_round_trip(data, tmp_path):
 
 
 def test_ridge_inputs_feed_the_skip_predictions_to_the_mlp(data, tmp_path):
-    from desi_abundances.io.model_bundle import ModelBundleDataset
+    from desi_abundances.io.datasets.model_bundle import ModelBundleDataset
 
     spectra, split, standardisation = data
     stacked = {**SETTINGS,

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import sparse
 
-from desi_abundances.constants import SPEED_OF_LIGHT_KMS
 from desi_abundances.desi.bitmasks import SPECMASK_BITS
 from desi_abundances.desi.grids import ARMS, WAVELENGTH_STEP_ANGSTROM, arm_wavelength
+from desi_abundances.physics import SPEED_OF_LIGHT_KMS
 
 FWHM_TO_SIGMA = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))
 

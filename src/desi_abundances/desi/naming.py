@@ -6,7 +6,13 @@ cmx, main, special, sv1, sv2, sv3 and program in backup, bright, dark, other, an
 ``{survey}/{program}/{healpix // 100}/{healpix}/`` below the production's ``healpix/``
 folder. A *partition id* is that relative path without ``.fits`` (what a Kedro
 PartitionedDataset calls a partition). Other files of the tree (redrock-, spectra-, qso_*-,
-tile-based ``coadd-5-169-thru20210419.fits``, temporary files) are not healpix coadds.
+temporary files) are not coadds.
+
+Tile-based coadds (``tiles/cumulative/{TILEID}/{NIGHT}/coadd-{PETAL}-{TILEID}-thru{NIGHT}.fits``,
+``tiles/pernight/...-{NIGHT}.fits``, ``tiles/perexp/...-exp{EXPID}.fits``) have the same HDUs
+but their name carries no survey, program or HEALPix: :data:`TILE_COADD_FILE_NAME` recognises
+them; they are listed apart (:attr:`CoaddListing.tiles`) and their provenance must come from
+their header (``desi.provenance``).
 """
 from __future__ import annotations
 
@@ -24,6 +30,12 @@ COADD_FILE_NAME = re.compile(
     r"-(?P<healpix>[0-9]+)\.fits"
 )
 """The data model's healpix-coadd file name (match the whole base name)."""
+
+TILE_COADD_FILE_NAME = re.compile(
+    r"coadd-(?P<petal>[0-9])-(?P<tileid>[0-9]+)-(?P<group>thru[0-9]{8}|[0-9]{8}|exp[0-9]{8})\.fits"
+)
+"""The data model's tile-based coadd file name (cumulative ``thruNIGHT``, per night ``NIGHT``,
+per exposure ``expEXPID``)."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +69,11 @@ def is_coadd_file(name: str | os.PathLike) -> bool:
     return COADD_FILE_NAME.fullmatch(_base_name(name)) is not None
 
 
+def is_tile_coadd_file(name: str | os.PathLike) -> bool:
+    """True for a tile-based coadd *file* name or path (``coadd-5-169-thru20210419.fits``)."""
+    return TILE_COADD_FILE_NAME.fullmatch(_base_name(name)) is not None
+
+
 def coadd_file_name(survey: str, program: str, healpix: int) -> str:
     """``coadd-{survey}-{program}-{healpix}.fits``."""
     return f"coadd-{survey}-{program}-{int(healpix)}{COADD_SUFFIX}"
@@ -86,7 +103,9 @@ class CoaddListing:
 
     Attributes:
         root: the folder searched.
-        coadds: ``{partition_id: path}``, sorted by partition id.
+        coadds: ``{partition_id: path}`` of the healpix coadds, sorted by partition id.
+        tiles: ``{partition_id: path}`` of the tile-based coadds (same layout, provenance in
+            their header only), sorted.
         ignored: files below ``root`` that are not healpix coadds (paths relative to root,
             sorted), for callers to count and log.
     """
@@ -94,13 +113,21 @@ class CoaddListing:
     root: Path
     coadds: dict[str, Path] = field(default_factory=dict)
     ignored: tuple[str, ...] = ()
+    tiles: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def all_coadds(self) -> dict[str, Path]:
+        """Healpix and tile-based coadds together, sorted by partition id."""
+        return dict(sorted({**self.coadds, **self.tiles}.items()))
 
 
 def list_coadds(root: str | os.PathLike) -> CoaddListing:
-    """Every healpix coadd below ``root`` (any depth; only files whose base name matches
-    :data:`COADD_FILE_NAME` are coadds). A missing ``root`` gives an empty listing."""
+    """Every coadd below ``root`` (any depth): healpix coadds (base name matches
+    :data:`COADD_FILE_NAME`), tile-based coadds (:data:`TILE_COADD_FILE_NAME`) and the other
+    files. A missing ``root`` gives an empty listing."""
     root = Path(root)
     coadds: dict[str, Path] = {}
+    tiles: dict[str, Path] = {}
     ignored: list[str] = []
     for folder, _, files in os.walk(root):
         for name in files:
@@ -108,15 +135,22 @@ def list_coadds(root: str | os.PathLike) -> CoaddListing:
             relative = PurePosixPath(path.relative_to(root).as_posix())
             if COADD_FILE_NAME.fullmatch(name):
                 coadds[str(relative.with_suffix(""))] = path
+            elif TILE_COADD_FILE_NAME.fullmatch(name):
+                tiles[str(relative.with_suffix(""))] = path
             else:
                 ignored.append(str(relative))
-    return CoaddListing(root, dict(sorted(coadds.items())), tuple(sorted(ignored)))
+    return CoaddListing(root, dict(sorted(coadds.items())), tuple(sorted(ignored)),
+                        dict(sorted(tiles.items())))
 
 
-def split_partitions(partition_ids: list[str] | tuple[str, ...] | set[str]) -> tuple[list[str], list[str]]:
-    """``(coadds, ignored)``: partition ids (paths without ``.fits``) that are healpix coadds,
-    and the others, each sorted."""
+def split_partitions(
+    partition_ids: list[str] | tuple[str, ...] | set[str], include_tiles: bool = False
+) -> tuple[list[str], list[str]]:
+    """``(coadds, ignored)``: partition ids (paths without ``.fits``) that are healpix coadds
+    (and tile-based coadds when ``include_tiles``), and the others, each sorted."""
     coadds, ignored = [], []
     for pid in sorted(partition_ids):
-        (coadds if is_coadd_file(pid + COADD_SUFFIX) else ignored).append(pid)
+        name = pid + COADD_SUFFIX
+        is_coadd = is_coadd_file(name) or (include_tiles and is_tile_coadd_file(name))
+        (coadds if is_coadd else ignored).append(pid)
     return coadds, ignored

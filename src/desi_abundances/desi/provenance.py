@@ -12,7 +12,10 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-from desi_abundances.desi.naming import parse_coadd_name
+from desi_abundances.desi.naming import PROGRAMS, is_tile_coadd_file, parse_coadd_name
+
+NO_HEALPIX = -1
+"""HEALPIX of a tile-based coadd (it spans several pixels; its header names none)."""
 
 
 class ProvenanceError(ValueError):
@@ -35,20 +38,47 @@ def normalise_keys(values: Iterable[Any]) -> np.ndarray:
     return normalised[codes] if len(codes) else np.zeros(0, dtype=object)
 
 
-def coadd_provenance(header: Mapping[str, Any] | None, name: str) -> tuple[str, str, int]:
+def _single_value(fibermap: Any, column: str) -> str:
+    """The one (normalised) value of a FIBERMAP column, or "" when absent or not unique."""
+    if fibermap is None or column not in getattr(fibermap, "columns", ()):
+        return ""
+    values = {normalise_key(v) for v in pd.unique(np.asarray(fibermap[column], dtype=object))}
+    return values.pop() if len(values) == 1 else ""
+
+
+def coadd_provenance(
+    header: Mapping[str, Any] | None, name: str, fibermap: Any = None
+) -> tuple[str, str, int]:
     """``(survey, program, healpix)`` of a coadd: primary-header SURVEY, PROGRAM, HPXPIXEL
     where present (and not blank), else its file name / partition id
     ``coadd-{survey}-{program}-{healpix}``. Survey and program are normalised
     (:func:`normalise_key`).
 
+    A tile-based coadd (``coadd-{petal}-{tileid}-thru{night}``) takes SURVEY and PROGRAM from
+    its primary header (PROGRAM, else FAPRGRM when it is a DESI program) or else from its
+    FIBERMAP's SURVEY/PROGRAM columns (one value each), and HEALPIX :data:`NO_HEALPIX`
+    unless the header has HPXPIXEL.
+
     Raises:
-        ProvenanceError: naming the coadd when neither tells.
+        ProvenanceError: naming the coadd and what is missing when nothing tells.
     """
     header = header or {}
     parsed = parse_coadd_name(name)
     survey, program, healpix = header.get("SURVEY"), header.get("PROGRAM"), header.get("HPXPIXEL")
     survey = normalise_key(survey) if survey is not None else ""
     program = normalise_key(program) if program is not None else ""
+    base = str(name) if str(name).endswith(".fits") else f"{name}.fits"
+    if parsed is None and is_tile_coadd_file(base):
+        faprgrm = normalise_key(header.get("FAPRGRM", ""))
+        program = program or (faprgrm if faprgrm in PROGRAMS else "")
+        survey = survey or _single_value(fibermap, "SURVEY")
+        program = program or _single_value(fibermap, "PROGRAM")
+        if not survey or not program:
+            raise ProvenanceError(
+                f"tile-based coadd {name!r}: SURVEY/PROGRAM neither in its primary header nor in "
+                "its FIBERMAP, so it cannot be joined to the MWS catalogue"
+            )
+        return survey, program, int(healpix) if healpix is not None else NO_HEALPIX
     if parsed is not None:
         survey = survey or parsed.survey
         program = program or parsed.program

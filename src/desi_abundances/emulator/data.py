@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from desi_abundances.constants import ARM_WAVELENGTH_RANGE_ANGSTROM, arm_wavelength
+from desi_abundances.desi.grids import ARM_WAVELENGTH_RANGE_ANGSTROM, arm_wavelength
 from desi_abundances.desi.instrument import lsf_matrix
 from desi_abundances.synthesis import abundances as abund
 from desi_abundances.synthesis import library as lib

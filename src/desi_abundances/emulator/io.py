@@ -9,15 +9,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
-import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
 from desi_abundances.emulator.model import PayneNetwork
+from desi_abundances.io.atomic import atomic_write
 
 METADATA_KEY = "emulator"
 FORMAT_VERSION = 1
@@ -44,18 +43,9 @@ def save_emulator(path: Path, network: PayneNetwork, metadata: dict) -> None:
             "label_min": network.scaler.label_min.tolist(),
             "label_max": (network.scaler.label_min + network.scaler.label_span).tolist()}
     state = {k: v.detach().contiguous().cpu() for k, v in network.state_dict().items()}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(handle)
-    try:
-        save_file(state, tmp, metadata={METADATA_KEY: json.dumps(meta)})
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_write(path) as tmp:  # temporary file, fsync, rename
+        save_file(state, str(tmp), metadata={METADATA_KEY: json.dumps(meta)})
+        os.chmod(tmp, 0o644)  # readable like any other output (safetensors writes 0600)
 
 
 def load_emulator(path: Path) -> tuple[PayneNetwork, dict]:

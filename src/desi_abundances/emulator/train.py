@@ -14,7 +14,7 @@ import argparse
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +23,7 @@ import torch
 from desi_abundances.emulator import data as emu_data
 from desi_abundances.emulator.io import save_emulator, sha256_of
 from desi_abundances.emulator.model import PayneNetwork
+from desi_abundances.io.atomic import atomic_write
 from desi_abundances.synthesis import library as lib
 
 DEFAULT_CRITERION = {"median_abs_error": 0.01, "p95_abs_error": 0.05}
@@ -154,9 +155,8 @@ def train_emulator(library_dir: Path, out_path: Path, settings: TrainingSettings
     }
     save_emulator(out_path, network, metadata)
     report_path = Path(out_path).with_suffix(".json")
-    tmp = report_path.with_name(f".{report_path.name}.tmp")
-    tmp.write_text(json.dumps({k: v for k, v in metadata.items()}, indent=1))
-    os.replace(tmp, report_path)
+    with atomic_write(report_path) as tmp:
+        tmp.write_text(json.dumps({k: v for k, v in metadata.items()}, indent=1))
     return report
 
 

@@ -17,7 +17,12 @@ fingerprints), :mod:`.runners` (synchronous and Dask), :mod:`.catalogue` and :mo
 """
 from desi_abundances.desi.naming import healpix_of_partition
 from desi_abundances.inference.catalogue import build_value_added_catalogue
-from desi_abundances.inference.errors import BundleMismatchError, InferenceError
+from desi_abundances.inference.errors import (
+    BundleMismatchError,
+    CoaddSkipped,
+    InferenceError,
+    MockModelError,
+)
 from desi_abundances.inference.flags import FLAG_BITS, quality_flags
 from desi_abundances.inference.outputs import (
     METADATA_KEY,
@@ -33,6 +38,7 @@ from desi_abundances.inference.outputs import (
     write_partition,
 )
 from desi_abundances.inference.predictor import LabelPredictor, check_labels
+from desi_abundances.inference.primary import primary_spectra
 from desi_abundances.inference.prepare import (
     PreparedPartition,
     coadd_survey_program,
@@ -51,7 +57,8 @@ from desi_abundances.spectra import median_snr
 
 __all__ = [
     "FLAG_BITS", "METADATA_KEY", "OUTPUT_SCHEMA_VERSION",
-    "BundleMismatchError", "BundlePredictor", "FlagSettings", "InferenceError",
+    "BundleMismatchError", "BundlePredictor", "CoaddSkipped", "FlagSettings", "InferenceError",
+    "MockModelError", "primary_spectra",
     "InferenceSettings", "LabelPredictor", "PartitionResult", "PreparedPartition",
     "RadialVelocityLookup",
     "build_value_added_catalogue", "bundle_fingerprint", "check_labels", "coadd_survey_program",

@@ -31,13 +31,17 @@ def build_value_added_catalogue(report: Mapping[str, Any], vac_filepath: str | o
     fingerprint = report["fingerprint"]
     per_coadd_dir = report["per_coadd_dir"]
     paths, is_mock = [], []
-    for pid in report["partitions"]:
+    skipped = set(report.get("skipped", {}))
+    if skipped:
+        logger.info("%d selected coadds were skipped by inference (see the report): not merged",
+                    len(skipped))
+    for pid in (p for p in report["partitions"] if p not in skipped):
         path = output_path(per_coadd_dir, pid)
         provenance = read_provenance(path) if path.is_file() else None
         if provenance is not None and provenance.get("fingerprint") == fingerprint:
             paths.append(path)
             is_mock.append(bool(provenance.get("is_mock")))
-    n_missing = len(report["partitions"]) - len(paths)
+    n_missing = len(report["partitions"]) - len(skipped) - len(paths)
     if not paths:
         raise InferenceError(f"no complete per-coadd output in {per_coadd_dir}: nothing to merge")
     if n_missing:

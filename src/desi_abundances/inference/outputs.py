@@ -98,6 +98,8 @@ class PartitionResult:
     seconds: float = 0.0
     is_mock: bool | None = None
     error: str | None = None
+    counts: dict[str, int] | None = None
+    """Why rows were or were not selected (``selection.target_outcomes``)."""
 
 
 def write_partition(
@@ -119,9 +121,11 @@ def write_partition(
         "flag_bits": FLAG_BITS,
         "schema": OUTPUT_SCHEMA_VERSION,
         "source": prepared.source,
+        "counts": prepared.counts,
     }
     write_output(table, output_path(per_coadd_dir, prepared.partition_id), provenance)
-    return PartitionResult(prepared.partition_id, n_spectra=len(table), is_mock=prepared.is_mock)
+    return PartitionResult(prepared.partition_id, n_spectra=len(table), is_mock=prepared.is_mock,
+                           counts=prepared.counts)
 
 
 @dataclass

@@ -12,10 +12,10 @@ import numpy as np
 import pandas as pd
 
 from desi_abundances.desi.provenance import ProvenanceError, coadd_provenance
-from desi_abundances.inference.errors import InferenceError
+from desi_abundances.inference.errors import CoaddSkipped, InferenceError, MockModelError
 from desi_abundances.inference.flags import quality_flags
 from desi_abundances.inference.predictor import LabelPredictor
-from desi_abundances.inference.selection import select_targets
+from desi_abundances.inference.selection import target_outcomes
 from desi_abundances.inference.settings import InferenceSettings
 from desi_abundances.inference.velocities import RadialVelocityLookup
 from desi_abundances.io.desi_coadd import read_coadd
@@ -29,15 +29,32 @@ def read_partition(path: str | os.PathLike, read_options: Mapping[str, Any] | No
 
 def coadd_survey_program(coadd: Any, partition_id: str) -> tuple[str, str, int]:
     """(survey, program, healpix) of a coadd (``desi.provenance.coadd_provenance``: header
-    SURVEY/PROGRAM/HPXPIXEL, else the name; lower case).
+    SURVEY/PROGRAM/HPXPIXEL, else the name, else for a tile-based coadd its FIBERMAP;
+    lower case).
 
     Raises:
-        InferenceError: naming the partition when neither tells.
+        CoaddSkipped: (an InferenceError) naming the partition and the reason when nothing
+            tells: the run skips this coadd and goes on.
     """
     try:
-        return coadd_provenance(coadd.header, partition_id)
+        return coadd_provenance(coadd.header, partition_id, coadd.fibermap)
     except ProvenanceError as exc:
-        raise InferenceError(f"partition {partition_id}: {exc}") from exc
+        raise CoaddSkipped(f"partition {partition_id}: {exc}") from exc
+
+
+def check_mock_model(predictor: LabelPredictor, coadd_is_mock: bool, allow_mock_model: bool,
+                     partition_id: str) -> None:
+    """Refuse a model trained on mock data on a real coadd unless ``allow_mock_model``.
+
+    Raises:
+        MockModelError: naming the partition.
+    """
+    if getattr(predictor, "is_mock", False) and not coadd_is_mock and not allow_mock_model:
+        raise MockModelError(
+            f"partition {partition_id}: the model bundle was trained on mock data and this coadd "
+            "is real (no MOCK header): refused; retrain on real data or set "
+            "inference.allow_mock_model: true to apply it anyway"
+        )
 
 
 @dataclass
@@ -50,6 +67,8 @@ class PreparedPartition:
     is_mock: bool
     source: str | None = None
     """Signature of the input file (see :func:`outputs.source_signature`)."""
+    counts: dict[str, int] | None = None
+    """Why rows were or were not selected (``selection.target_outcomes``)."""
     input_rows: np.ndarray | None = None
     """Rows of the predictor's output that make ``table`` (None: all, in order): set when the
     whole coadd was prepared because nearly every row is a target (see
@@ -73,11 +92,13 @@ def prepare_partition(
     prepare the predictor's inputs (preprocessing); the coadd can be dropped afterwards."""
     survey, program, healpix = coadd_survey_program(coadd, partition_id)
     is_mock = bool(getattr(coadd, "is_mock", False))
+    check_mock_model(predictor, is_mock, settings.allow_mock_model, partition_id)
     targetid_all = np.asarray(coadd.fibermap["TARGETID"], dtype=np.int64)
     vrad_all, in_catalogue = velocities.lookup(survey, program, targetid_all)
-    rows = select_targets(coadd, in_catalogue, settings.only_mws_catalogue)
+    rows, counts = target_outcomes(coadd, in_catalogue, vrad_all, settings.only_mws_catalogue)
     if rows.size == 0:
-        return PreparedPartition(partition_id, empty_output_table([])[list(_META_COLUMNS)], None, is_mock)
+        return PreparedPartition(partition_id, empty_output_table([])[list(_META_COLUMNS)], None,
+                                 is_mock, counts=counts)
     whole = rows.size == coadd.n_spectra or rows.size >= WHOLE_COADD_FRACTION * coadd.n_spectra
     prepared_coadd = coadd
     if not whole:
@@ -106,7 +127,8 @@ def prepare_partition(
             "vrad_kms": vrad.astype(np.float64),
         }
     )
-    return PreparedPartition(partition_id, table, inputs, is_mock, input_rows=input_rows)
+    return PreparedPartition(partition_id, table, inputs, is_mock, counts=counts,
+                             input_rows=input_rows)
 
 
 def prepared_snr(inputs: Any, coadd: Any) -> np.ndarray:

@@ -13,9 +13,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
+from astropy.io import fits
 from tqdm.auto import tqdm
 
-from desi_abundances.inference.errors import InferenceError
+from desi_abundances.inference.errors import CoaddSkipped, InferenceError, MockModelError
 from desi_abundances.inference.outputs import (
     PartitionResult,
     plan_partitions,
@@ -79,6 +80,61 @@ def process_partition(
     result = write_partition(prepared, predictor, settings, per_coadd_dir, fingerprint)
     result.seconds = time.perf_counter() - start
     return result
+
+
+OUTCOME_KEYS = ("spectra", "not_science_target", "not_in_mws_catalogue", "selected",
+                "no_trusted_velocity", "bad_fibre")
+"""Per-coadd target counts (``selection.target_outcomes``), summed in the report."""
+
+
+def log_outcome(result: PartitionResult) -> None:
+    """One line per coadd: targets selected and why the others were not; a warning when a
+    coadd yields nothing."""
+    counts = result.counts or {}
+    if not counts:
+        return
+    message = (
+        "%s: %d of %d spectra selected (not science targets %d, not in the MWS catalogue %d);"
+        " of those, no trusted velocity %d, bad fibre %d (kept, flagged)"
+    )
+    args = (result.partition_id, counts["selected"], counts["spectra"], counts["not_science_target"],
+            counts["not_in_mws_catalogue"], counts["no_trusted_velocity"], counts["bad_fibre"])
+    if counts["selected"] == 0:
+        logger.warning(message + ": this coadd yields no row", *args)
+    else:
+        logger.info(message, *args)
+
+
+def header_is_mock(path: str | os.PathLike) -> bool | None:
+    """The MOCK keyword of a coadd's primary header (None when unreadable)."""
+    try:
+        return bool(fits.getheader(path, 0).get("MOCK", False))
+    except (OSError, ValueError):
+        return None
+
+
+def check_model_provenance(predictor: LabelPredictor, first_coadd: str | os.PathLike,
+                           allow_mock_model: bool) -> None:
+    """Say in the log whether a mock-trained model meets real coadds (first coadd to do);
+    refuse it unless ``allow_mock_model`` (each coadd is checked again when prepared).
+
+    Raises:
+        MockModelError: a mock-trained model, a real coadd and ``allow_mock_model`` false.
+    """
+    model_mock = bool(getattr(predictor, "is_mock", False))
+    coadd_mock = header_is_mock(first_coadd)
+    if not model_mock:
+        logger.info("model bundle trained on real data (MOCKMODL false)")
+    elif coadd_mock or coadd_mock is None:
+        logger.info("model bundle trained on mock data, applied to mock coadds")
+    elif allow_mock_model:
+        logger.warning("model bundle trained on MOCK data applied to REAL coadds: allowed by "
+                       "inference.allow_mock_model: true; the catalogue says MOCKMODL = T")
+    else:
+        raise MockModelError(
+            f"{first_coadd}: the model bundle was trained on mock data and the coadds are real:"
+            " refused; retrain on real data or set inference.allow_mock_model: true"
+        )
 
 
 class _Progress:
@@ -278,6 +334,9 @@ def run_inference(
         "n_processed": 0,
         "n_failed": 0,
         "failed": {},
+        "n_skipped": 0,
+        "skipped": {},
+        "targets": dict.fromkeys(OUTCOME_KEYS, 0),
         "n_spectra_predicted": 0,
         "seconds": 0.0,
         "spectra_per_s": 0.0,
@@ -297,6 +356,7 @@ def run_inference(
         "Inference on %d coadds (%d of %d selected already complete) with scheduler '%s'",
         len(plan.todo), len(plan.complete), len(plan.selected), settings.scheduler,
     )
+    check_model_provenance(predictor, coadds[plan.todo[0]], settings.allow_mock_model)
 
     def prepare(pid: str) -> PreparedPartition:
         source = source_signature(coadds[pid])
@@ -321,6 +381,13 @@ def run_inference(
         for outcome in results:
             if isinstance(outcome, tuple):
                 pid, exc = outcome
+                if isinstance(exc, CoaddSkipped):
+                    report["n_skipped"] += 1
+                    report["skipped"][pid] = str(exc)
+                    logger.warning("coadd skipped: %s", exc)
+                    continue
+                if isinstance(exc, MockModelError):
+                    raise exc
                 report["n_failed"] += 1
                 report["failed"][pid] = f"{type(exc).__name__}: {exc}"
                 if settings.on_error == "raise":
@@ -329,6 +396,9 @@ def run_inference(
                 continue
             report["n_processed"] += 1
             report["n_spectra_predicted"] += outcome.n_spectra
+            for key, value in (outcome.counts or {}).items():
+                report["targets"][key] = report["targets"].get(key, 0) + value
+            log_outcome(outcome)
             progress.update(outcome)
     finally:
         progress.close()
@@ -339,9 +409,10 @@ def run_inference(
     report["seconds"] = round(seconds, 3)
     report["spectra_per_s"] = round(report["n_spectra_predicted"] / max(seconds, 1e-9), 1)
     logger.info(
-        "Inference done: %d coadds, %d spectra in %.1f s (%.0f spectra/s), %d failed",
+        "Inference done: %d coadds, %d spectra in %.1f s (%.0f spectra/s), %d failed, %d skipped;"
+        " targets %s",
         report["n_processed"], report["n_spectra_predicted"], seconds, report["spectra_per_s"],
-        report["n_failed"],
+        report["n_failed"], report["n_skipped"], report["targets"],
     )
     return report
 

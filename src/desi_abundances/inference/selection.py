@@ -42,3 +42,35 @@ def select_targets(coadd: Any, in_catalogue: np.ndarray, only_mws_catalogue: boo
     if only_mws_catalogue:
         keep &= in_catalogue
     return np.flatnonzero(keep)
+
+
+def target_outcomes(coadd: Any, in_catalogue: np.ndarray, vrad_kms: np.ndarray,
+                    only_mws_catalogue: bool) -> tuple[np.ndarray, dict[str, int]]:
+    """:func:`select_targets` and why the other rows were not selected.
+
+    Returns:
+        ``(rows, counts)``: counts of ``spectra`` (rows of the coadd), ``not_science_target``
+        (OBJTYPE not TGT: sky, standard or empty fibres), ``not_in_mws_catalogue`` (science
+        targets the MWS catalogue does not hold, i.e. not an MWS star; left out when
+        ``only_mws_catalogue``), ``selected``, and among the selected the ones kept but
+        flagged: ``no_trusted_velocity`` (NO_RADIAL_VELOCITY) and ``bad_fibre``
+        (COADD_FIBERSTATUS != 0, BAD_FIBERSTATUS).
+    """
+    science = np.ones(coadd.n_spectra, dtype=bool)
+    if "OBJTYPE" in coadd.fibermap.columns:
+        objtype = np.asarray(coadd.fibermap["OBJTYPE"], dtype=str)  # vectorised, no row loop
+        science = np.char.lower(np.char.strip(objtype)) == "tgt"
+    rows = select_targets(coadd, in_catalogue, only_mws_catalogue)
+    fiberstatus = (
+        np.asarray(coadd.fibermap["COADD_FIBERSTATUS"])[rows]
+        if "COADD_FIBERSTATUS" in coadd.fibermap.columns else np.zeros(rows.size)
+    )
+    counts = {
+        "spectra": int(coadd.n_spectra),
+        "not_science_target": int((~science).sum()),
+        "not_in_mws_catalogue": int((science & ~np.asarray(in_catalogue, dtype=bool)).sum()),
+        "selected": int(rows.size),
+        "no_trusted_velocity": int((~np.isfinite(np.asarray(vrad_kms, dtype=float)[rows])).sum()),
+        "bad_fibre": int((fiberstatus != 0).sum()),
+    }
+    return rows, counts

@@ -33,6 +33,7 @@ class InferenceSettings:
     partitions: tuple[str, ...] | None = None
     healpix: tuple[int, ...] | None = None
     only_mws_catalogue: bool = True
+    allow_mock_model: bool = False
     flags: FlagSettings = field(default_factory=FlagSettings)
     scheduler: str = "synchronous"
     n_workers: int = 2

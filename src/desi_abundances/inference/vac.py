@@ -3,8 +3,12 @@
 Streaming: the FITS header is written first (its row count is known from the Parquet
 footers), then each per-coadd table is read, converted to big-endian FITS rows and appended,
 one file at a time; peak memory is one per-coadd table whatever the survey size. The file is
-written atomically. Column names follow the surveys (TARGETID, TEFF, FE_H, MG_FE_ERR...),
-units are in TUNITn (deg, km/s, K, dex) and each column is described in the TTYPEn comment.
+written atomically. Column names follow the surveys (TARGETID, TEFF, FE_H, MG_FE_ERR...).
+Units follow DESI's catalogues: TUNITn only for units FITS knows (``deg``, ``K``, ``km s-1``);
+dex quantities carry no TUNIT (astropy would warn "'dex' did not parse"), their unit is in the
+column comment TCOMMn (and the TTYPEn comment). ``PRIMARY``/``NSPEC`` (one row per star) are
+computed over the whole catalogue before streaming (``inference.primary``); see
+``docs/vac_datamodel.md``.
 """
 from __future__ import annotations
 
@@ -20,11 +24,17 @@ import pyarrow.parquet as pq
 from astropy.io import fits
 
 from desi_abundances.constants import label_unit
+from desi_abundances.inference.primary import primary_spectra
 from desi_abundances.io.atomic import atomic_write
 
 logger = logging.getLogger(__name__)
 
-VAC_SCHEMA_VERSION = 1
+VAC_SCHEMA_VERSION = 2
+"""2: PRIMARY and NSPEC; no TUNIT on dex columns (TCOMMn), km s-1."""
+FITS_UNITS = {"deg", "K", "km s-1"}
+"""Units written as TUNITn; others (dex) go to TCOMMn only."""
+COMPUTED = "__computed__"
+"""Source of the columns computed over the catalogue (PRIMARY, NSPEC), not per-coadd."""
 STRING_WIDTH = 16
 """Characters of the SURVEY and PROGRAM columns."""
 
@@ -53,7 +63,7 @@ def vac_columns(label_names: Sequence[str]) -> list[VacColumn]:
         VacColumn("HEALPIX", "HEALPIX", ">i4", "J", "", "nested nside=64 HEALPix of the coadd"),
         VacColumn("COADD_FIBERSTATUS", "COADD_FIBERSTATUS", ">i4", "J", "", "fibre status bits (0 good)"),
         VacColumn("SNR", "snr", ">f4", "E", "", "median S/N per pixel, all arms"),
-        VacColumn("VRAD", "vrad_kms", ">f8", "D", "km/s", "MWS radial velocity used (NaN: none)"),
+        VacColumn("VRAD", "vrad_kms", ">f8", "D", "km s-1", "MWS radial velocity used (NaN: none)"),
     ]
     for label in label_names:
         unit = label_unit(label)
@@ -65,14 +75,25 @@ def vac_columns(label_names: Sequence[str]) -> list[VacColumn]:
         VacColumn("INPUT_DISTANCE", "input_distance", ">f4", "E", "", "distance to training set"),
         VacColumn("FLAG", "flag", ">i4", "J", "", "quality bits, 0 = none (FLAGBn)"),
         VacColumn("LABEL_RANGE_FLAG", "label_range_flag", ">i8", "K", "", "bit i: label i off range (LRNGBn)"),
+        VacColumn("PRIMARY", COMPUTED, "u1", "L", "", "suggested spectrum of this TARGETID"),
+        VacColumn("NSPEC", COMPUTED, ">i2", "I", "", "spectra of this TARGETID in the VAC"),
     ]
     return columns
+
+
+def column_comment(column: VacColumn) -> str:
+    """TCOMMn / TTYPEn comment: the description, with the unit when it is not a TUNIT."""
+    if column.unit and column.unit not in FITS_UNITS:
+        return f"{column.description} [{column.unit}]"
+    return column.description
 
 
 def _rows(table: Any, columns: Sequence[VacColumn], source: Path) -> np.ndarray:
     """One per-coadd table (a pyarrow Table) as FITS rows (a big-endian record array)."""
     rows = np.zeros(table.num_rows, dtype=[(c.name, c.dtype) for c in columns])
     for column in columns:
+        if column.source == COMPUTED:
+            continue
         if column.source not in table.column_names:
             raise ValueError(f"{source}: per-coadd table lacks column {column.source!r}")
         values = table.column(column.source).to_numpy(zero_copy_only=False)
@@ -87,6 +108,17 @@ def _rows(table: Any, columns: Sequence[VacColumn], source: Path) -> np.ndarray:
             values = encoded.astype(column.dtype) if len(encoded) else np.zeros(0, column.dtype)
         rows[column.name] = values
     return rows
+
+
+def catalogue_primary(parquet_paths: Sequence[Path]) -> tuple[np.ndarray, np.ndarray]:
+    """``(primary, nspec)`` over the rows of every per-coadd table, in merge order
+    (``inference.primary.primary_spectra`` of TARGETID, snr, flag; three columns read)."""
+    parts = [pq.read_table(p, columns=["TARGETID", "snr", "flag"]) for p in parquet_paths]
+    if not parts:
+        return np.zeros(0, bool), np.zeros(0, np.int16)
+    def column(name: str) -> np.ndarray:
+        return np.concatenate([t.column(name).to_numpy(zero_copy_only=False) for t in parts])
+    return primary_spectra(column("TARGETID"), column("snr"), column("flag"))
 
 
 def inputs_fingerprint(parquet_paths: Sequence[Path], label_names: Sequence[str], fingerprint: str) -> str:
@@ -129,15 +161,18 @@ def write_vac(
     """
     columns = vac_columns(label_names)
     n_rows = sum(pq.ParquetFile(p).metadata.num_rows for p in parquet_paths)
+    is_primary, nspec = catalogue_primary(parquet_paths)
     template = fits.BinTableHDU.from_columns(
-        [fits.Column(name=c.name, format=c.format, unit=c.unit or None) for c in columns],
+        [fits.Column(name=c.name, format=c.format, unit=c.unit if c.unit in FITS_UNITS else None)
+         for c in columns],
         nrows=0,
     )
     header = template.header
     header["NAXIS2"] = n_rows
     header["EXTNAME"] = "VAC"
     for index, column in enumerate(columns, start=1):
-        header.comments[f"TTYPE{index}"] = column.description
+        header.comments[f"TTYPE{index}"] = column_comment(column)
+        header.insert(f"TFORM{index}", (f"TCOMM{index}", column_comment(column)), after=True)
     for name, bit in sorted((flag_bits or {}).items(), key=lambda item: item[1]):
         header[f"FLAGB{bit}"] = (name, f"FLAG bit {bit}")
     for bit, label in enumerate(label_names):
@@ -156,8 +191,10 @@ def write_vac(
         stream.write(header.tostring().encode("ascii"))
         written = 0
         for path in parquet_paths:
-            table = pq.read_table(path, columns=[c.source for c in columns])
+            table = pq.read_table(path, columns=[c.source for c in columns if c.source != COMPUTED])
             rows = _rows(table, columns, Path(path))
+            rows["PRIMARY"] = np.where(is_primary[written:written + len(rows)], ord("T"), ord("F"))
+            rows["NSPEC"] = nspec[written:written + len(rows)]
             stream.write(rows.tobytes())
             written += len(rows)
         if written != n_rows:

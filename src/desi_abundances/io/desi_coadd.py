@@ -1,29 +1,28 @@
-"""``DesiCoaddDataset``: a DESI coadd FITS file <-> :class:`spectra.CoaddSpectra`.
+"""A DESI coadd FITS file <-> :class:`~desi_abundances.spectra.CoaddSpectra`: plain astropy,
+no Kedro (the catalog wrapper is ``io.datasets.desi_coadd.DesiCoaddDataset``).
 
 The layout is DESI's (desidatamodel ``healpix/.../coadd-*.fits``): PRIMARY, FIBERMAP,
 EXP_FIBERMAP, then per arm X in B, R, Z: X_WAVELENGTH, X_FLUX, X_IVAR, X_MASK,
-[X_RESOLUTION], and SCORES. Images are big-endian in the file (FITS); the reader takes the
-raw bytes of each image at its offset and converts them to native order in one copy, several times
-faster than going through astropy's data objects (headers are still parsed by astropy).
+[X_RESOLUTION], and SCORES. The file is memory-mapped and each image converted from FITS's
+big-endian order to native order in one copy (``benchmarks/coadd_reader.py``: as fast as
+the hand-written byte-offset reader this replaced).
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-import pandas as pd
 from astropy.io import fits
-from kedro.io import AbstractDataset, DatasetError
-from kedro_datasets._typing import TablePreview
 
-from desi_abundances.constants import ARMS, FLUX_UNIT
+from desi_abundances.desi.grids import ARMS, FLUX_UNIT
 from desi_abundances.io.atomic import atomic_write
 from desi_abundances.io.fits_table import (
     FitsReadError,
     dataframe_to_hdu,
     get_hdu,
-    local_path,
+    missing_bytes,
     open_fits,
     read_table,
 )
@@ -52,53 +51,38 @@ def header_to_dict(header: fits.Header) -> dict[str, Any]:
     return {key: header[key] for key in header if key not in _SKIP_HEADER_KEYS}
 
 
-def _image_shape(hdu: Any) -> tuple[int, ...]:
-    """Numpy shape of an image HDU from its header (NAXISn reversed)."""
-    header = hdu.header
-    return tuple(int(header[f"NAXIS{i}"]) for i in range(int(header["NAXIS"]), 0, -1))
+def read_image(hdul: fits.HDUList, name: str, path: Path,
+               expected: tuple[int, ...] | None = None) -> np.ndarray:
+    """Image HDU ``name`` of an open file as a plain, native-endian ndarray (one converting
+    copy of the memory-mapped data; BZERO/BSCALE applied by astropy).
 
-
-_BITPIX_DTYPE = {8: "u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}
-
-
-def read_image(hdul: fits.HDUList, name: str, path: Path) -> np.ndarray:
-    """Read image HDU ``name`` as a native-endian array, fast: memmap + one converting copy.
-
-    Falls back to astropy when the image is scaled (BZERO/BSCALE).
-    The bytes are memory-mapped and converted to native order while copied (one pass).
+    Raises:
+        FitsReadError: naming file and HDU: not an image, truncated, or (``expected``) of
+            another shape.
     """
     hdu = get_hdu(hdul, name, path)
     if not hdu.is_image or isinstance(hdu, fits.PrimaryHDU) and hdu.header.get("NAXIS", 0) == 0:
         raise FitsReadError(f"{path}: HDU {name!r} is not an image")
-    header = hdu.header
-    shape = _image_shape(hdu)
-    scaled = header.get("BZERO", 0) != 0 or header.get("BSCALE", 1) != 1
-    if scaled:
-        try:
-            data = np.asarray(hdu.data)
-        except Exception as exc:
-            raise FitsReadError(f"{path}: HDU {name!r} cannot be read ({exc})") from exc
-        return data.astype(data.dtype.newbyteorder("="), copy=False)
-    dtype = np.dtype(_BITPIX_DTYPE[int(header["BITPIX"])])
-    count = int(np.prod(shape)) if shape else 0
-    offset = hdul.fileinfo(hdul.index_of(name))["datLoc"]
-    available = (path.stat().st_size - offset) // dtype.itemsize
-    if available < count:
+    shape = tuple(hdu.shape)
+    if expected is not None:
+        _check_shape(path, name, shape, expected)
+    short = missing_bytes(hdu, path)
+    if short:
+        count = int(np.prod(shape)) if shape else 0
+        itemsize = abs(int(hdu.header["BITPIX"])) // 8
         raise FitsReadError(
             f"{path}: HDU {name!r} is truncated: expected {count} values of shape {shape}, "
-            f"found {max(available, 0)}"
+            f"found {max(count - -(-short // itemsize), 0)}"
         )
-    if count == 0:
-        return np.zeros(shape, dtype=dtype.newbyteorder("="))
-    # one pass over the page cache: memory-map the big-endian bytes, convert while copying
-    raw = np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape)
     try:
-        # np.array (subok=False): a plain ndarray, not an in-memory np.memmap whose every
-        # slice goes through memmap.__getitem__
-        array = np.array(raw, dtype=dtype.newbyteorder("="))
-    finally:
-        del raw
-    return array
+        data = hdu.data
+    except Exception as exc:
+        raise FitsReadError(f"{path}: HDU {name!r} cannot be read ({exc})") from exc
+    if data is None:
+        return np.zeros(shape, dtype=np.float32)
+    # np.array (subok=False): a plain ndarray, not an in-memory np.memmap whose every
+    # slice goes through memmap.__getitem__
+    return np.array(data, dtype=data.dtype.newbyteorder("="))
 
 
 def _check_shape(path: Path, name: str, shape: tuple[int, ...], expected: tuple[int, ...]) -> None:
@@ -107,15 +91,28 @@ def _check_shape(path: Path, name: str, shape: tuple[int, ...], expected: tuple[
 
 
 def read_coadd(
-    path: Path,
+    path: str | os.PathLike,
     arms: Sequence[str] | None = None,
     read_resolution: bool = False,
     fibermap_columns: Sequence[str] | None = None,
     read_exp_fibermap: bool = True,
     read_scores: bool = True,
 ) -> CoaddSpectra:
-    """Read a DESI coadd file; every error names the file and the HDU/column at fault."""
-    hdul = open_fits(path, memmap=False)
+    """Read a DESI coadd file.
+
+    Args:
+        arms: arms to read (default: every arm present).
+        read_resolution: read the RESOLUTION images (11x the size of FLUX; training does not
+            use them).
+        fibermap_columns: FIBERMAP columns to read (default all).
+        read_exp_fibermap, read_scores: read those tables when present.
+
+    Raises:
+        FitsReadError: naming the file and the HDU/column at fault (missing, corrupt,
+            truncated, shapes of FLUX, IVAR, MASK, WAVELENGTH and FIBERMAP that disagree).
+    """
+    path = Path(path)
+    hdul = open_fits(path)
     try:
         header = header_to_dict(get_hdu(hdul, 0, path).header)
         fibermap = read_table(hdul, "FIBERMAP", path, fibermap_columns)
@@ -133,9 +130,7 @@ def read_coadd(
             expected = (n_rows, wavelength.size)
             arrays = {}
             for kind in ("FLUX", "IVAR", "MASK"):
-                name = f"{arm}_{kind}"
-                _check_shape(path, name, _image_shape(get_hdu(hdul, name, path)), expected)
-                arrays[kind] = read_image(hdul, name, path)
+                arrays[kind] = read_image(hdul, f"{arm}_{kind}", path, expected)
             resolution = None
             if read_resolution:
                 name = f"{arm}_RESOLUTION"
@@ -203,67 +198,9 @@ def coadd_to_hdulist(coadd: CoaddSpectra, extra_header: dict[str, Any] | None = 
     return fits.HDUList(hdus)
 
 
-class DesiCoaddDataset(AbstractDataset[CoaddSpectra, CoaddSpectra]):
-    """A DESI coadd file as a :class:`~desi_abundances.spectra.CoaddSpectra`.
-
-    Args:
-        filepath: the coadd FITS file.
-        load_args: ``arms`` (default: every arm present), ``read_resolution`` (default False:
-            RESOLUTION images are 11x the size of FLUX and training does not use them),
-            ``fibermap_columns`` (default all), ``read_exp_fibermap`` (default True),
-            ``read_scores`` (default True).
-        save_args: ``header`` (extra primary keywords), ``write_resolution`` (default True:
-            written when the arms carry a resolution matrix).
-        metadata: free-form (kedro-viz layer...).
-
-    Errors (missing/corrupt/truncated file, missing HDU or column, shapes of FLUX, IVAR, MASK,
-    WAVELENGTH and FIBERMAP that disagree) are :class:`FitsReadError`, a kedro
-    ``DatasetError``, whose message names the file and the HDU/column.
-    """
-
-    def __init__(
-        self,
-        filepath: str,
-        load_args: dict[str, Any] | None = None,
-        save_args: dict[str, Any] | None = None,
-        metadata: dict[str, Any] | None = None,
-    ) -> None:
-        self._filepath = local_path(filepath)
-        self._load_args = dict(load_args or {})
-        self._save_args = dict(save_args or {})
-        self.metadata = metadata
-        unknown = set(self._load_args) - {"arms", "read_resolution", "fibermap_columns",
-                                          "read_exp_fibermap", "read_scores"}
-        if unknown:
-            raise DatasetError(f"{filepath}: unknown DesiCoaddDataset load_args {sorted(unknown)}")
-
-    def load(self) -> CoaddSpectra:
-        return read_coadd(self._filepath, **self._load_args)
-
-    def save(self, data: CoaddSpectra) -> None:
-        if not isinstance(data, CoaddSpectra):
-            raise DatasetError(
-                f"{self._filepath}: DesiCoaddDataset saves a CoaddSpectra, got {type(data).__name__}"
-            )
-        hdul = coadd_to_hdulist(data, self._save_args.get("header"),
-                                self._save_args.get("write_resolution", True))
-        with atomic_write(self._filepath) as tmp:
-            hdul.writeto(tmp, overwrite=True)
-
-    def _exists(self) -> bool:
-        return self._filepath.exists()
-
-    def _describe(self) -> dict[str, Any]:
-        return {"filepath": str(self._filepath), "load_args": self._load_args,
-                "save_args": self._save_args}
-
-    def preview(self, nrows: int = 10) -> TablePreview:
-        """A small table for kedro-viz: the first FIBERMAP rows (a few columns)."""
-        hdul = open_fits(self._filepath)
-        try:
-            fibermap = read_table(hdul, "FIBERMAP", self._filepath)
-        finally:
-            hdul.close()
-        cols = [c for c in ("TARGETID", "TARGET_RA", "TARGET_DEC", "OBJTYPE", "MWS_TARGET",
-                            "GAIA_PHOT_G_MEAN_MAG", "COADD_FIBERSTATUS") if c in fibermap]
-        return TablePreview(fibermap[cols].head(nrows).to_dict(orient="split"))
+def write_coadd(path: str | os.PathLike, coadd: CoaddSpectra,
+                extra_header: dict[str, Any] | None = None, write_resolution: bool = True) -> None:
+    """Write ``coadd`` as a DESI coadd file (:func:`coadd_to_hdulist`), atomically."""
+    hdul = coadd_to_hdulist(coadd, extra_header, write_resolution)
+    with atomic_write(path) as tmp:
+        hdul.writeto(tmp)

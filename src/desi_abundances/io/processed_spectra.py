@@ -1,4 +1,5 @@
-"""``ProcessedSpectraDataset``: a :class:`~desi_abundances.spectra.Spectra` <-> one FITS file.
+"""Preprocessed spectra (:class:`~desi_abundances.spectra.Spectra`) <-> one FITS file: plain
+astropy, no Kedro (the catalog wrapper is ``io.datasets.processed_spectra``).
 
 Layout: PRIMARY (keywords MOCK, NSPEC, NPIX and PREPROC, the preprocessing settings as JSON),
 WAVELENGTH (float64, Angstrom), FLUX (float32, normalised), IVAR (float32), MASK (uint8,
@@ -8,19 +9,17 @@ atomically. ``meta.attrs`` carries ``is_mock`` and ``preprocessing`` both ways.
 from __future__ import annotations
 
 import json
-from typing import Any
+import os
+from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from astropy.io import fits
-from kedro.io import AbstractDataset, DatasetError
 
 from desi_abundances.io.atomic import atomic_write
 from desi_abundances.io.desi_coadd import read_image
 from desi_abundances.io.fits_table import (
     FitsReadError,
     dataframe_to_hdu,
-    local_path,
     open_fits,
     read_table,
 )
@@ -49,55 +48,34 @@ def spectra_to_hdulist(spectra: Spectra) -> fits.HDUList:
     return fits.HDUList([primary, wavelength, flux, ivar, mask, meta])
 
 
-class ProcessedSpectraDataset(AbstractDataset[Spectra, Spectra]):
-    """Preprocessed spectra (output of ``spectra.preprocess``) in one FITS file.
+def read_processed_spectra(path: str | os.PathLike) -> Spectra:
+    """Read a file written by :func:`write_processed_spectra`.
 
-    Args:
-        filepath: the FITS file.
-        metadata: free-form (kedro-viz layer...).
-
-    Errors name the file and HDU (a :class:`FitsReadError`, a kedro ``DatasetError``).
+    Raises:
+        FitsReadError: naming the file and the HDU at fault.
     """
+    path = Path(path)
+    with open_fits(path) as hdul:
+        header = hdul[0].header
+        wavelength = read_image(hdul, "WAVELENGTH", path)
+        flux = read_image(hdul, "FLUX", path)
+        ivar = read_image(hdul, "IVAR", path)
+        mask = read_image(hdul, "MASK", path).astype(bool)
+        meta = read_table(hdul, "META", path)
+        is_mock = bool(header.get("MOCK", False))
+        preproc = header.get("PREPROC")
+    try:
+        spectra = Spectra(wavelength=wavelength, flux=flux, ivar=ivar, mask=mask, meta=meta)
+    except SpectraShapeError as error:
+        raise FitsReadError(f"{path}: inconsistent HDUs ({error})") from error
+    spectra.meta.attrs["is_mock"] = is_mock
+    if preproc:
+        spectra.meta.attrs["preprocessing"] = json.loads(preproc)
+    return spectra
 
-    def __init__(self, filepath: str, metadata: dict[str, Any] | None = None) -> None:
-        self._filepath = local_path(filepath)
-        self.metadata = metadata
 
-    def load(self) -> Spectra:
-        path = self._filepath
-        with open_fits(path, memmap=False) as hdul:
-            header = hdul[0].header
-            wavelength = read_image(hdul, "WAVELENGTH", path)
-            flux = read_image(hdul, "FLUX", path)
-            ivar = read_image(hdul, "IVAR", path)
-            mask = read_image(hdul, "MASK", path).astype(bool)
-            meta = read_table(hdul, "META", path)
-            is_mock = bool(header.get("MOCK", False))
-            preproc = header.get("PREPROC")
-        try:
-            spectra = Spectra(wavelength=wavelength, flux=flux, ivar=ivar, mask=mask, meta=meta)
-        except SpectraShapeError as error:
-            raise FitsReadError(f"{path}: inconsistent HDUs ({error})") from error
-        spectra.meta.attrs["is_mock"] = is_mock
-        if preproc:
-            spectra.meta.attrs["preprocessing"] = json.loads(preproc)
-        return spectra
-
-    def save(self, data: Spectra) -> None:
-        if not isinstance(data, Spectra):
-            raise DatasetError(f"{self._filepath}: expected a Spectra, got {type(data)}")
-        hdulist = spectra_to_hdulist(data)
-        with atomic_write(self._filepath) as tmp:
-            hdulist.writeto(tmp)
-
-    def _exists(self) -> bool:
-        return self._filepath.is_file()
-
-    def _describe(self) -> dict[str, Any]:
-        return {"filepath": str(self._filepath)}
-
-    def preview(self, nrows: int = 10) -> dict[str, Any]:
-        """The first rows of META (kedro-viz table preview)."""
-        with open_fits(self._filepath) as hdul:
-            meta = read_table(hdul, "META", self._filepath)
-        return meta.head(nrows).to_dict(orient="split")
+def write_processed_spectra(path: str | os.PathLike, spectra: Spectra) -> None:
+    """Write ``spectra`` (:func:`spectra_to_hdulist`), atomically."""
+    hdulist = spectra_to_hdulist(spectra)
+    with atomic_write(path) as tmp:
+        hdulist.writeto(tmp)

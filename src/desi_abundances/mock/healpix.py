@@ -25,8 +25,8 @@ def ang2pix_nest(nside: int, ra_deg: np.ndarray, dec_deg: np.ndarray) -> np.ndar
     if nside <= 0 or nside & (nside - 1):
         raise ValueError(f"nside must be a power of 2, got {nside}")
     try:
-        from astropy_healpix import HEALPix  # noqa: PLC0415
         import astropy.units as u  # noqa: PLC0415
+        from astropy_healpix import HEALPix  # noqa: PLC0415
 
         return np.asarray(HEALPix(nside=nside, order="nested").lonlat_to_healpix(
             np.asarray(ra_deg) * u.deg, np.asarray(dec_deg) * u.deg), dtype=np.int64)

@@ -19,11 +19,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import pandas as pd
 
-from desi_abundances.constants import (
-    APOGEE_DR17_ELEMENTS,
-    ASPCAPFLAG_STAR_BAD_BIT,
-    EXTRATARG_DUPLICATE_BIT,
-)
+from desi_abundances.constants import APOGEE_DR17_ELEMENTS, ASPCAPFLAG_STAR_BAD_BIT, EXTRATARG_DUPLICATE_BIT
 from desi_abundances.desi import instrument
 from desi_abundances.desi.astrometry import propagate_positions
 from desi_abundances.desi.bitmasks import DESI_TARGET_BITS, FIBERSTATUS_BITS, MWS_TARGET_BITS
@@ -31,10 +27,10 @@ from desi_abundances.desi.grids import ARMS, arm_wavelength
 from desi_abundances.desi.naming import partition_id
 from desi_abundances.io.desi_coadd import MOCK_COMMENT
 from desi_abundances.mock.healpix import DESI_NSIDE, ang2pix_nest, gaia_source_id
+from desi_abundances.spectra import ArmSpectra, CoaddSpectra, good_pixels
 from desi_abundances.spectral_models.registry import SpectralModel
 from desi_abundances.spectral_models.registry import build as build_spectral_model
 from desi_abundances.stellar.population import sample_population
-from desi_abundances.spectra import ArmSpectra, CoaddSpectra, good_pixels
 
 LOGGER = logging.getLogger(__name__)
 

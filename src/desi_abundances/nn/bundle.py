@@ -1,6 +1,6 @@
 """``ModelBundle``: everything inference needs to turn preprocessed spectra into labels, in one
 object (weights, architecture, grid, input and label scalings, preprocessing settings, OOD
-threshold, provenance). Stored as ONE ``.safetensors`` file by ``io.model_bundle``."""
+threshold, provenance). Stored as ONE ``.safetensors`` file by ``nn.bundle_io``."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from desi_abundances.maths.polynomial import design_matrix
 from desi_abundances.defaults import with_defaults
+from desi_abundances.maths.polynomial import design_matrix
 from desi_abundances.nn.training import TrainingArrays
 
 DEFAULT_SPECTRUM_MODEL: dict[str, Any] = {

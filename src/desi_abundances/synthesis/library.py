@@ -19,14 +19,13 @@ written once, never rewritten) hold:
 """
 from __future__ import annotations
 
-import io
 import json
-import os
-import tempfile
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
+
+from desi_abundances.io.atomic import atomic_write
 
 LIBRARY_RESOLVING_POWER = 20_000.0
 LIBRARY_WAVELENGTH_RANGE = (3550.0, 9900.0)
@@ -89,18 +88,9 @@ def degrade_to_grid(wavelength_vacuum: np.ndarray, flux: np.ndarray, grid: np.nd
 
 
 def _atomic_savez(path: Path, arrays: dict) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            np.savez_compressed(stream, **arrays)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """``np.savez_compressed`` of ``arrays`` to ``path`` through ``io.atomic`` (fsync, rename)."""
+    with atomic_write(path) as tmp, open(tmp, "wb") as stream:
+        np.savez_compressed(stream, **arrays)
 
 
 def write_star(path: Path, star_index: int, labels: np.ndarray, flux: np.ndarray,

@@ -7,8 +7,11 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import pandas as pd
 
+from desi_abundances.desi.naming import split_partitions
+from desi_abundances.desi.velocity import trusted_vrad_kms
 from desi_abundances.ingestion import (
     ApogeeNeighbours,
+    CoaddSkipped,
     CoaddStack,
     IngestionError,
     apogee_columns,
@@ -16,12 +19,11 @@ from desi_abundances.ingestion import (
     join_mws,
     mws_keys,
     mws_table,
+    rejection_counts,
     require_columns,
     stellar_target_mask,
     strip_strings,
 )
-from desi_abundances.desi.naming import split_partitions
-from desi_abundances.desi.velocity import trusted_vrad_kms
 from desi_abundances.spectra import CoaddSpectra, median_snr
 
 logger = logging.getLogger(__name__)
@@ -54,9 +56,12 @@ def _select_from_coadd(
     params: Mapping[str, Any],
 ) -> tuple[CoaddSpectra, pd.DataFrame, dict[str, int]]:
     """The candidate spectra of one coadd and their metadata rows."""
-    provenance = coadd_provenance(partition_id, coadd.header)
     fibermap = coadd.fibermap
-    stellar = stellar_target_mask(fibermap, params.get("selection", {}), partition_id)
+    provenance = coadd_provenance(partition_id, coadd.header, fibermap)
+    try:
+        stellar = stellar_target_mask(fibermap, params.get("selection", {}), partition_id)
+    except IngestionError as exc:  # e.g. an SV tile coadd without MWS_TARGET
+        raise CoaddSkipped(str(exc)) from exc
     rows = np.flatnonzero(stellar)
     table = strip_strings(fibermap.iloc[rows]).reset_index(drop=True)
     require_columns(table, ["TARGETID", "TARGET_RA", "TARGET_DEC"], f"{partition_id} FIBERMAP")
@@ -74,7 +79,28 @@ def _select_from_coadd(
     table["vrad_kms"] = trusted_vrad_kms(table)
     table["snr"] = median_snr(selected)
     counts = {"spectra": coadd.n_spectra, "stellar_targets": len(rows), "near_apogee": len(table)}
+    counts.update(rejection_counts(fibermap, params.get("selection", {})))
+    counts["not_in_mws_catalogue"] = int(table["VRAD"].isna().sum()) if "VRAD" in table else len(table)
+    counts["no_trusted_velocity"] = int((~np.isfinite(table["vrad_kms"])).sum())
     return selected, table, counts
+
+
+def log_coadd_outcome(partition_id: str, counts: Mapping[str, int]) -> None:
+    """One line per coadd: candidates kept and why the others were not; a warning when a coadd
+    yields nothing."""
+    message = (
+        "%s: %d of %d spectra kept (near an APOGEE star); rejected: bad fibre %d, not a science "
+        "target %d, not an MWS target %d (may overlap), far from APOGEE %d; of those kept, not "
+        "in the MWS catalogue %d, no trusted velocity %d"
+    )
+    args = (partition_id, counts["near_apogee"], counts["spectra"], counts["bad_fibre"],
+            counts["not_science_target"], counts["not_mws_target"],
+            counts["stellar_targets"] - counts["near_apogee"], counts["not_in_mws_catalogue"],
+            counts["no_trusted_velocity"])
+    if counts["near_apogee"] == 0:
+        logger.warning(message + ": this coadd yields nothing", *args)
+    else:
+        logger.info(message, *args)
 
 
 def ingest_spectra(
@@ -96,11 +122,12 @@ def ingest_spectra(
     Raises:
         IngestionError: when there is no coadd or no spectrum survives.
     """
-    partitions, ignored = split_partitions(list(desi_coadds))
+    partitions, ignored = split_partitions(list(desi_coadds), include_tiles=True)
     if ignored:
         logger.info(
-            "desi_coadds: %d files are not healpix coadds (coadd-<survey>-<program>-<healpix>.fits)"
-            " and are ignored, e.g. %s", len(ignored), ignored[:3],
+            "desi_coadds: %d files are not coadds (coadd-<survey>-<program>-<healpix>.fits or "
+            "tile-based coadd-<petal>-<tileid>-thru<night>.fits) and are ignored, e.g. %s",
+            len(ignored), ignored[:3],
         )
     if not partitions:
         raise IngestionError(
@@ -112,24 +139,34 @@ def ingest_spectra(
     apogee = ApogeeNeighbours(apogee_stars)
     stack, tables, is_mock, specprod = CoaddStack(), [], False, None
     totals = {"spectra": 0, "stellar_targets": 0, "near_apogee": 0}
+    skipped: dict[str, str] = {}
     for partition_id in partitions:
         coadd = desi_coadds[partition_id]()
-        selected, table, counts = _select_from_coadd(partition_id, coadd, mws, keys, apogee, params)
+        try:
+            selected, table, counts = _select_from_coadd(partition_id, coadd, mws, keys, apogee, params)
+        except CoaddSkipped as exc:
+            skipped[partition_id] = str(exc)
+            logger.warning("coadd skipped: %s", exc)
+            continue
         is_mock |= coadd.is_mock
         specprod = specprod or coadd.header.get("SPECPROD")
         del coadd
         for key, value in counts.items():
-            totals[key] += value
-        logger.debug("%s: %s", partition_id, counts)
+            totals[key] = totals.get(key, 0) + value
+        log_coadd_outcome(partition_id, counts)
         if len(table):
             stack.add(selected, partition_id)
             tables.append(table)
     logger.info(
-        "data_ingestion: %d coadds, %d spectra, %d good stellar targets, %d near an APOGEE star",
-        len(partitions), totals["spectra"], totals["stellar_targets"], totals["near_apogee"],
+        "data_ingestion: %d coadds (%d skipped), %d spectra, %d good stellar targets, %d near an "
+        "APOGEE star", len(partitions), len(skipped), totals["spectra"], totals["stellar_targets"],
+        totals["near_apogee"],
     )
     if not tables:
-        raise IngestionError(f"no spectrum survived the selection ({totals})")
+        raise IngestionError(
+            f"no spectrum survived the selection ({totals}; {len(skipped)} coadds skipped: "
+            f"{list(skipped.values())[:3]})"
+        )
     metadata = pd.concat(tables, ignore_index=True)
     n_mws = int(metadata["VRAD"].notna().sum()) if "VRAD" in metadata else 0
     logger.info(
@@ -137,7 +174,7 @@ def ingest_spectra(
         len(metadata), n_mws, int(np.isfinite(metadata["vrad_kms"]).sum()),
         int((metadata["GAIA_SOURCE_ID"] > 0).sum()),
     )
-    header = {"MOCK": is_mock, "STACKED": True, "NCOADDS": len(partitions)}
+    header = {"MOCK": is_mock, "STACKED": True, "NCOADDS": len(partitions) - len(skipped)}
     if specprod:
         header["SPECPROD"] = specprod
     return stack.build(header), metadata

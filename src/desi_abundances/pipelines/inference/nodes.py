@@ -12,7 +12,7 @@ from desi_abundances.inference import (
     radial_velocity_table,
     run_inference,
 )
-from desi_abundances.io.coadd_tree import CoaddTree
+from desi_abundances.io.datasets.coadd_tree import CoaddTree
 from desi_abundances.nn.adapter import BundlePredictor
 
 

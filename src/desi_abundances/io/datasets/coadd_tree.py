@@ -60,13 +60,16 @@ class CoaddTreeDataset(AbstractDataset[CoaddTree, None]):
                 "%s: %d files are not healpix coadds and are ignored (e.g. %s)",
                 self._path, len(listing.ignored), list(listing.ignored[:3]),
             )
-        if not listing.coadds:
+        if listing.tiles:
+            logger.info("%s: %d tile-based coadds (provenance from their headers)", self._path,
+                        len(listing.tiles))
+        if not listing.coadds and not listing.tiles:
             raise DatasetError(
                 f"{self._path}: no healpix coadd (coadd-<survey>-<program>-<healpix>.fits) found"
                 f" ({len(listing.ignored)} other files)"
             )
         logger.info("%s: %d healpix coadds", self._path, len(listing.coadds))
-        return CoaddTree(self._path, listing.coadds, dict(self._load_args), len(listing.ignored))
+        return CoaddTree(self._path, listing.all_coadds, dict(self._load_args), len(listing.ignored))
 
     def save(self, data: None) -> None:
         raise DatasetError(f"{self._path}: CoaddTreeDataset is read-only (write coadds with "

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+
 from desi_abundances.spectra import ArmSpectra, CoaddSpectra
 
 N_PIXELS = {"B": 12, "R": 10, "Z": 14}

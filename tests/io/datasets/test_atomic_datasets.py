@@ -4,7 +4,7 @@ import json
 import pandas as pd
 import pytest
 
-from desi_abundances.io.atomic_datasets import AtomicJSONDataset, AtomicParquetDataset
+from desi_abundances.io.datasets.atomic import AtomicJSONDataset, AtomicParquetDataset
 
 
 def test_parquet_round_trip_and_no_temp_left(tmp_path):

@@ -11,9 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
 from desi_abundances.desi.naming import list_coadds
 from desi_abundances.inference import prepare
-from desi_abundances.io.desi_coadd import DesiCoaddDataset, read_coadd
+from desi_abundances.io.datasets.desi_coadd import DesiCoaddDataset
+from desi_abundances.io.desi_coadd import read_coadd
 from desi_abundances.spectra import ArmSpectra, CoaddSpectra
 
 LABELS = ["teff", "logg", "fe_h"]

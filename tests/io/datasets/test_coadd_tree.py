@@ -1,4 +1,4 @@
-"""io.coadd_tree: the inference coadds as paths plus reader options (load only)."""
+"""io.datasets.coadd_tree: the inference coadds as paths plus reader options (load only)."""
 from __future__ import annotations
 
 import pickle
@@ -6,7 +6,7 @@ import pickle
 import pytest
 from kedro.io import DatasetError
 
-from desi_abundances.io.coadd_tree import CoaddTreeDataset
+from desi_abundances.io.datasets.coadd_tree import CoaddTreeDataset
 
 
 def test_load_lists_only_coadds_and_carries_the_reader_options(tmp_path, caplog):

@@ -1,5 +1,5 @@
-"""``ModelBundleDataset``: a :class:`~desi_abundances.nn.bundle.ModelBundle` <-> ONE
-``.safetensors`` file.
+"""A :class:`~desi_abundances.nn.bundle.ModelBundle` <-> ONE ``.safetensors`` file; no Kedro
+(the catalog wrapper is ``io.datasets.model_bundle.ModelBundleDataset``).
 
 Tensors: the network weights under ``state_dict.<name>`` and the arrays (wavelength, pixel and
 label scalings, label range) under their field names; everything else (architecture, label
@@ -12,11 +12,9 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
-from kedro.io import AbstractDataset, DatasetError
 from safetensors import safe_open
 from safetensors.torch import save_file
 
@@ -28,6 +26,11 @@ ARRAY_FIELDS = ("wavelength", "pixel_median", "pixel_iqr", "label_offset", "labe
                 "label_min", "label_max", "label_n_train")
 JSON_FIELDS = ("architecture", "label_names", "preprocessing", "ood_threshold", "versions",
                "is_mock", "metrics")
+
+
+class BundleReadError(OSError):
+    """A model bundle file cannot be read; the message names the file. (The Kedro dataset
+    re-raises it as a ``DatasetError`` with the same message.)"""
 
 
 def save_bundle(bundle: ModelBundle, path: str | Path) -> None:
@@ -51,62 +54,29 @@ def load_bundle(path: str | Path) -> ModelBundle:
     """Read a bundle written by :func:`save_bundle`.
 
     Raises:
-        DatasetError: naming the file when it is missing, not a safetensors file, or lacks a
+        BundleReadError: naming the file when it is missing, not a safetensors file, or lacks a
             field.
     """
     path = Path(path)
     if not path.is_file():
-        raise DatasetError(f"{path}: model bundle not found")
+        raise BundleReadError(f"{path}: model bundle not found")
     try:
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata() or {}
             tensors = {name: handle.get_tensor(name) for name in handle.keys()}
     except Exception as error:  # safetensors raises its own error types
-        raise DatasetError(f"{path}: not a readable safetensors model bundle ({error})") from error
+        raise BundleReadError(f"{path}: not a readable safetensors model bundle ({error})") from error
     if "bundle" not in metadata:
-        raise DatasetError(f"{path}: safetensors file has no 'bundle' metadata")
+        raise BundleReadError(f"{path}: safetensors file has no 'bundle' metadata")
     if metadata.get("format") != str(BUNDLE_FORMAT_VERSION):
-        raise DatasetError(f"{path}: bundle format {metadata.get('format')!r}, this code reads "
+        raise BundleReadError(f"{path}: bundle format {metadata.get('format')!r}, this code reads "
                            f"{BUNDLE_FORMAT_VERSION}")
     meta = json.loads(metadata["bundle"])
     missing = [name for name in ARRAY_FIELDS if name not in tensors] + [
         name for name in JSON_FIELDS if name not in meta]
     if missing:
-        raise DatasetError(f"{path}: model bundle lacks {missing}")
+        raise BundleReadError(f"{path}: model bundle lacks {missing}")
     state_dict = {name[len(STATE_PREFIX):]: tensor for name, tensor in tensors.items()
                   if name.startswith(STATE_PREFIX)}
     arrays = {name: tensors[name].numpy() for name in ARRAY_FIELDS}
     return ModelBundle(state_dict=state_dict, **arrays, **meta)
-
-
-class ModelBundleDataset(AbstractDataset[ModelBundle, ModelBundle]):
-    """A :class:`ModelBundle` in one ``.safetensors`` file (no pickle).
-
-    Args:
-        filepath: the ``.safetensors`` file.
-        metadata: free-form (kedro-viz layer...).
-    """
-
-    def __init__(self, filepath: str, metadata: dict[str, Any] | None = None) -> None:
-        self._filepath = Path(filepath)
-        self.metadata = metadata
-
-    def load(self) -> ModelBundle:
-        return load_bundle(self._filepath)
-
-    def save(self, data: ModelBundle) -> None:
-        if not isinstance(data, ModelBundle):
-            raise DatasetError(f"{self._filepath}: expected a ModelBundle, got {type(data)}")
-        save_bundle(data, self._filepath)
-
-    def _exists(self) -> bool:
-        return self._filepath.is_file()
-
-    def _describe(self) -> dict[str, Any]:
-        return {"filepath": str(self._filepath)}
-
-    def preview(self) -> dict[str, Any]:
-        """Summary for kedro-viz: labels, architecture, OOD threshold, is_mock."""
-        bundle = self.load()
-        return {"label_names": bundle.label_names, "architecture": bundle.architecture,
-                "ood_threshold": bundle.ood_threshold, "is_mock": bundle.is_mock}

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from desi_abundances.constants import ARMS, SPEED_OF_LIGHT_KMS, arm_wavelength
+from desi_abundances.desi.grids import ARMS, arm_wavelength
+from desi_abundances.physics import SPEED_OF_LIGHT_KMS
 from desi_abundances.spectra import ArmSpectra, CoaddSpectra
 
 LINE_CENTRES_ANGSTROM = (4300.0, 5175.0, 6563.0, 8542.0, 8662.0)

@@ -1,14 +1,15 @@
 """Compiled (numba) kernels of the hot loops of preprocessing and inference.
 
 Each kernel is a fused, row-by-row version of a numpy reference implementation that stays
-the definition of the result: :func:`spectra.normalise_arm` / :func:`spectra.shift_to_rest_frame`
+the definition of the result: :func:`spectra.reference.normalise_arm` /
+:func:`spectra.reference.shift_to_rest_frame`
 (the ``spectra.preprocess`` reference path), :func:`spectra.median_snr_reference`, and
 ``nn.predict.standardise`` / ``nn.predict.input_distance``. The kernels repeat the reference's
 float32 operations, so results agree to float32 rounding and masks are identical; only the
 order of some float64 sums differs (the Gaussian smoothing, which accumulates in float64 as
 ``scipy.ndimage`` does, adds symmetric tap pairs; the input distance's sum is reassociated
 to vectorise). The median S/N is exact (a radix selection, equal to a sort).
-``tests/features/test_fast_preprocess.py`` and ``tests/inference/test_speed_paths.py`` check it.
+``tests/spectra/test_compiled.py`` and ``tests/inference/test_speed_paths.py`` check it.
 
 Why: the numpy versions make a dozen passes over (n, 7781) float32 temporaries per step.
 :func:`preprocess_rows` reads each spectrum's arms once, keeps the merged row and every work
@@ -93,7 +94,7 @@ def _smooth_level(sum_wf, sum_w, taps, level, scratch):
     if not any_good:
         level[:] = 1.0
         return
-    # nearest finite bin (as spectra._fill_nan_rows): a tie goes to the left one
+    # nearest finite bin (as spectra.reference._fill_nan_rows): a tie goes to the left one
     last = -1
     b = 0
     while b < n_bins:

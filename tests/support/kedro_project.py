@@ -9,7 +9,7 @@ from kedro.config import OmegaConfigLoader
 from kedro.io import DataCatalog
 from kedro.pipeline import Pipeline
 
-PROJECT = Path(__file__).resolve().parents[1]
+PROJECT = Path(__file__).resolve().parents[2]
 
 
 def load_project_config() -> OmegaConfigLoader:

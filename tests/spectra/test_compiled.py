@@ -5,11 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pytest.importorskip("numba")
-
 from desi_abundances import spectra
 from desi_abundances.spectra import preprocess, preprocess_reference
-
+from desi_abundances.spectra import settings as spectra_settings
 from synthetic_coadds import make_coadd
 
 
@@ -76,9 +74,9 @@ def test_fast_preprocess_matches_reference(settings):
 def test_fast_preprocess_result_does_not_depend_on_threads(monkeypatch):
     coadd = make_coadd(n_spectra=200, snr=50.0, wiggle_amplitude=0.1, seed=5, mask_fraction=0.01)
     vrad = np.random.default_rng(2).normal(0.0, 100.0, coadd.n_spectra)
-    monkeypatch.setattr(spectra, "PREPROCESS_THREADS", 1)
+    monkeypatch.setattr(spectra_settings, "PREPROCESS_THREADS", 1)
     one = preprocess(coadd, vrad, {})
-    monkeypatch.setattr(spectra, "PREPROCESS_THREADS", 3)
+    monkeypatch.setattr(spectra_settings, "PREPROCESS_THREADS", 3)
     three = preprocess(coadd, vrad, {})
     np.testing.assert_array_equal(one.flux, three.flux)
     np.testing.assert_array_equal(one.mask, three.mask)

@@ -1,5 +1,0 @@
-"""Make the table builders of tests/ingestion importable here."""
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ingestion"))
