@@ -29,7 +29,7 @@ def ang2pix_nest(nside: int, ra_deg: np.ndarray, dec_deg: np.ndarray) -> np.ndar
         from astropy_healpix import HEALPix  # noqa: PLC0415
 
         return np.asarray(HEALPix(nside=nside, order="nested").lonlat_to_healpix(
-            np.asarray(ra_deg) * u.deg, np.asarray(dec_deg) * u.deg), dtype=np.int64)
+            np.atleast_1d(ra_deg) * u.deg, np.atleast_1d(dec_deg) * u.deg), dtype=np.int64)
     except ImportError:
         return _ang2pix_nest_numpy(nside, ra_deg, dec_deg)
 
