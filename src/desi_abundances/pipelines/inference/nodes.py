@@ -43,6 +43,17 @@ def predict_coadds(
                          read_options=coadds.read_options)
 
 
+def per_coadd_written(inference_report: dict[str, Any]) -> str:
+    """The folder the per-coadd Parquet files were streamed into (``inference_per_coadd``:
+    a catalog entry, so kedro-viz shows and previews the product)."""
+    return str(inference_report["per_coadd_dir"])
+
+
+def vac_written(vac_summary: dict[str, Any]) -> str:
+    """The value-added catalogue's path (``desi_abundances_vac`` catalog entry)."""
+    return str(vac_summary["vac_filepath"])
+
+
 def build_vac(inference_report: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
     """Merge the per-coadd outputs into the FITS value-added catalogue; return its summary."""
     settings = InferenceSettings.from_params(params)

@@ -3,7 +3,12 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline, node
 
-from desi_abundances.pipelines.inference.nodes import build_vac, predict_coadds
+from desi_abundances.pipelines.inference.nodes import (
+    build_vac,
+    per_coadd_written,
+    predict_coadds,
+    vac_written,
+)
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -28,5 +33,10 @@ def create_pipeline(**kwargs) -> Pipeline:
                 outputs="vac_summary",
                 name="build_vac",
             ),
+            # the streamed products as catalog entries (written above; these check and name)
+            node(per_coadd_written, inputs="inference_report", outputs="inference_per_coadd",
+                 name="declare_per_coadd_outputs"),
+            node(vac_written, inputs="vac_summary", outputs="desi_abundances_vac",
+                 name="declare_value_added_catalogue"),
         ]
     )
