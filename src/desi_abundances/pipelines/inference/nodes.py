@@ -49,12 +49,11 @@ def per_coadd_written(inference_report: dict[str, Any]) -> str:
     return str(inference_report["per_coadd_dir"])
 
 
-def vac_written(vac_summary: dict[str, Any]) -> str:
-    """The value-added catalogue's path (``desi_abundances_vac`` catalog entry)."""
-    return str(vac_summary["vac_filepath"])
 
-
-def build_vac(inference_report: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
-    """Merge the per-coadd outputs into the FITS value-added catalogue; return its summary."""
+def build_vac(inference_report: dict[str, Any], params: dict[str, Any]
+              ) -> tuple[dict[str, Any], str]:
+    """Merge the per-coadd outputs into the FITS value-added catalogue; return its summary
+    and its path (the ``desi_abundances_vac`` catalog entry)."""
     settings = InferenceSettings.from_params(params)
-    return build_value_added_catalogue(inference_report, settings.vac_filepath)
+    summary = build_value_added_catalogue(inference_report, settings.vac_filepath)
+    return summary, str(summary["vac_filepath"])

@@ -7,7 +7,6 @@ from desi_abundances.pipelines.inference.nodes import (
     build_vac,
     per_coadd_written,
     predict_coadds,
-    vac_written,
 )
 
 
@@ -30,13 +29,11 @@ def create_pipeline(**kwargs) -> Pipeline:
             node(
                 build_vac,
                 inputs=["inference_report", "params:inference"],
-                outputs="vac_summary",
+                outputs=["vac_summary", "desi_abundances_vac"],
                 name="build_vac",
             ),
-            # the streamed products as catalog entries (written above; these check and name)
+            # the streamed per-coadd files as a catalog entry (written by predict_coadds)
             node(per_coadd_written, inputs="inference_report", outputs="inference_per_coadd",
                  name="declare_per_coadd_outputs"),
-            node(vac_written, inputs="vac_summary", outputs="desi_abundances_vac",
-                 name="declare_value_added_catalogue"),
         ]
     )
