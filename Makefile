@@ -26,7 +26,7 @@ mock-survey: venv
 	@if [ -f data/01_raw/mock_survey_complete.json ]; then \
 	  echo "mock survey present in data/01_raw (delete data/01_raw/mock_survey_complete.json to rebuild)"; \
 	else \
-	  $(BIN)/kedro run --pipeline=mock_survey; \
+	  $(BIN)/kedro run --pipelines=mock_survey; \
 	fi
 
 run: mock-survey

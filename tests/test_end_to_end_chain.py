@@ -49,8 +49,11 @@ def test_mlflow_run_holds_metrics_and_model(chain):
     root, run_id = chain
     client = mlflow.tracking.MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
     run = client.get_run(run_id)
-    assert "fe_h_residual_std" in run.data.metrics  # test split (evaluation)
-    assert "validation.fe_h_residual_std" in run.data.metrics  # validation split (training)
-    assert len(client.get_metric_history(run_id, "train_loss")) >= 1
+    assert "network/test/fe_h.residual_std" in run.data.metrics  # test split (evaluation)
+    assert "0_headline/network/robust_std/fe_h" in run.data.metrics
+    assert "ridge/test/fe_h.robust_std" in run.data.metrics
+    assert "network/validation/fe_h.residual_std" in run.data.metrics  # training pipeline
+    assert "network/training/best_epoch" in run.data.metrics
+    assert len(client.get_metric_history(run_id, "network/loss/train")) >= 1
     artifacts = {item.path for item in client.list_artifacts(run_id)}
     assert {"model", "figures"} <= artifacts, artifacts

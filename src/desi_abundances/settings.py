@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from kedro.config import OmegaConfigLoader
-from kedro.framework.hooks import hook_impl
 
-from desi_abundances.io.atomic import remove_stale_temporaries
+from desi_abundances.hooks import MlflowRunPresentation, StaleTemporaries
 
 
 class UnknownEnvironmentError(ValueError):
@@ -32,23 +31,13 @@ class CheckedConfigLoader(OmegaConfigLoader):
         super().__init__(conf_source, env, *args, **kwargs)
 
 
-class ProjectHooks:
-    """Removes the temporary files that killed runs left (``io.atomic``) under data/."""
+HOOKS = (StaleTemporaries(), MlflowRunPresentation())
 
-    @hook_impl
-    def before_pipeline_run(self, run_params: dict[str, Any]) -> None:
-        data = Path(run_params.get("project_path") or ".") / "data"
-        if data.is_dir():
-            remove_stale_temporaries(data, recursive=True)
-
-
-HOOKS = (ProjectHooks(),)
 
 CONFIG_LOADER_CLASS = CheckedConfigLoader
 
 # Instantiated project hooks.
 # For example, after creating a hooks.py and defining a ProjectHooks class there, do
-# from desi_abundances.hooks import ProjectHooks
 # Hooks are executed in a Last-In-First-Out (LIFO) order.
 
 # Installed plugins for which to disable hook auto-registration.

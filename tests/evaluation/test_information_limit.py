@@ -164,7 +164,7 @@ def test_ratios_report_no_information_and_scatter_over_bound():
     assert ratios["p_fe"]["no_information"]
     assert all(v["status"] == ib.NO_INFORMATION for v in ratios["p_fe"]["by_snr"].values())
     flat = ib.mlflow_metrics(ratios, windows)
-    assert "crb_ratio.fe_h.snr_30_up" in flat and not any("p_fe" in k for k in flat)
+    assert "network/crb_ratio/fe_h.snr_bin_30-up" in flat and not any("p_fe" in k for k in flat)
 
 
 # --- the evaluation node on tiny inputs ------------------------------------------------------
@@ -214,7 +214,8 @@ def test_node_writes_its_outputs_on_tiny_inputs():
     assert np.all(np.isinf(bounds["p_fe_crb"]))
     assert np.all((bounds["fe_h_crb"] > 0) & (bounds["fe_h_crb"] < 0.5))
     assert np.all((bounds["teff_crb"] > 0) & (bounds["teff_crb"] < 500))
-    assert "crb_ratio.fe_h.snr_30_up" in flat and "cramer_rao_seconds" in flat
+    assert "network/crb_ratio/fe_h.snr_bin_30-up" in flat
+    assert "information_limit/seconds" in flat
     assert all(set(v) == {"value", "step"} for v in flat.values())
     assert isinstance(figure, Figure)
     markdown = nodes.summary_with_information_limit("# table\n", report, LABELS)

@@ -95,13 +95,17 @@ def test_flat_metrics_names_and_best_method():
         "cannon": {"fe_h": {"std": 0.2, "robust_std": 0.04, "z_std": math.nan, "n": 10}},
     }
     flat = metrics.flat_metrics(per_method)
-    assert flat["fe_h_residual_std"] == 0.1
-    assert flat["fe_h_robust_std"] == 0.05
-    assert flat["fe_h_z_std"] == 1.1
-    assert flat["cannon_fe_h_residual_std"] == 0.2
-    assert "cannon_fe_h_z_std" not in flat  # NaN left out
+    assert flat["network/test/fe_h.residual_std"] == 0.1
+    assert flat["network/test/fe_h.robust_std"] == 0.05
+    assert flat["network/test/fe_h.z_std"] == 1.1
+    assert flat["0_headline/network/robust_std/fe_h"] == 0.05  # the primary method's headline
+    assert flat["0_headline/network/z_std/fe_h"] == 1.1
+    assert not any(k.startswith("0_headline/cannon") for k in flat)
+    assert "0_headline/network/residual_std/fe_h" not in flat
+    assert flat["cannon/test/fe_h.residual_std"] == 0.2
+    assert "cannon/test/fe_h.z_std" not in flat  # NaN left out
     history = metrics.mlflow_metrics_history(flat)
-    assert history["fe_h_z_std"] == {"value": 1.1, "step": 0}
+    assert history["network/test/fe_h.z_std"] == {"value": 1.1, "step": 0}
     assert metrics.best_method_per_label(per_method, ["fe_h"]) == {"fe_h": "cannon"}
     text = metrics.summary_markdown(per_method, ["fe_h"], is_mock=True)
     assert "MOCK" in text.splitlines()[0]

@@ -69,8 +69,9 @@ def test_node_outputs_for_mlflow_datasets(data):
         spectra, split, standardisation, LABELS, short)
     assert len(train_loss) == len(validation_loss) == 2
     assert all(isinstance(v, float) for v in train_loss + validation_loss)
-    assert metrics["fe_h_residual_std"]["step"] == 0
-    assert metrics["fe_h_residual_std"]["value"] > 0
+    assert metrics["network/validation/fe_h.residual_std"]["step"] == 0
+    assert metrics["network/validation/fe_h.residual_std"]["value"] > 0
+    assert metrics["network/training/best_epoch"]["value"] >= 0
     assert bundle.label_names == LABELS
 
 

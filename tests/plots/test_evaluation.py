@@ -82,3 +82,20 @@ def test_missing_labels_give_an_explanatory_figure(table, tmp_path):
     figure = plots.mg_fe_vs_fe_h(reduced)
     _write(figure, tmp_path / "placeholder.png")
     assert "needs columns" in figure.axes[0].texts[0].get_text()
+
+
+def test_one_to_one_has_residual_panels_colourbar_and_weak_mark(table):
+    figure = plots.one_to_one(table, LABELS, is_mock=False, weak={"mg_fe": "test reason"})
+    axes = figure.get_axes()
+    assert len(axes) == 2 * len(LABELS) + 1  # a residual panel under each, one colourbar
+    assert any(ax.get_label() == "<colorbar>" for ax in axes)
+    assert figure.get_suptitle().startswith("REAL data")
+    texts = [t.get_text() for ax in axes for t in ax.texts]
+    assert "weak: test reason" in texts
+    assert all(ax.get_xlabel() or ax.get_ylabel() for ax in axes)
+    assert "APOGEE [Mg/Fe] [dex]" in {ax.get_xlabel() for ax in axes}
+
+
+def test_mg_fe_vs_fe_h_has_colourbar(table):
+    figure = plots.mg_fe_vs_fe_h(table, is_mock=True)
+    assert any(ax.get_label() == "<colorbar>" for ax in figure.get_axes())

@@ -67,8 +67,9 @@ def run_tiny_chain(root: Path) -> TinyChain:
     feed_params(catalog, params)
     tracking_uri = f"sqlite:///{root / 'mlflow.db'}"
     mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_experiment("chain_test")
-    with mlflow.start_run() as run:
+    # artifacts below tmp too (the store's default artifact root is ./mlruns of the cwd)
+    experiment = mlflow.create_experiment("chain_test", artifact_location=(root / "mlartifacts").as_uri())
+    with mlflow.start_run(experiment_id=experiment) as run:
         SequentialRunner().run(pipeline, catalog)
     return TinyChain(root, catalog, params, pipeline, run.info.run_id, tracking_uri)
 

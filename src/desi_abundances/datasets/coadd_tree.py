@@ -15,6 +15,7 @@ from typing import Any
 
 from kedro.io import AbstractDataset, DatasetError
 
+from desi_abundances.datasets.common import TablePreview
 from desi_abundances.desi.naming import list_coadds
 
 logger = logging.getLogger(__name__)
@@ -80,3 +81,11 @@ class CoaddTreeDataset(AbstractDataset[CoaddTree, None]):
 
     def _describe(self) -> dict[str, Any]:
         return {"path": str(self._path), "load_args": self._load_args}
+
+    def preview(self, nrows: int = 20) -> TablePreview:
+        """The first coadds of the tree for kedro-viz: partition id, file, size in MB."""
+        tree = self.load()
+        rows = [[pid, path.name, round(path.stat().st_size / 1e6, 2)]
+                for pid, path in list(tree.paths.items())[:nrows]]
+        return TablePreview({"columns": ["partition", "file", "MB"], "data": rows,
+                             "index": list(range(len(rows)))})

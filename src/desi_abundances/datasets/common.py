@@ -15,6 +15,9 @@ TablePreview = NewType("TablePreview", dict)
 """Return type of a table ``preview`` (kedro-viz picks the table renderer by this name; the
 same as kedro-datasets' own, which lives in a private module)."""
 
+JSONPreview = NewType("JSONPreview", str)
+"""Return type of a JSON-text ``preview`` (kedro-viz's JSON renderer; same name rule)."""
+
 
 def local_path(filepath: str) -> Path:
     """The local path of ``filepath`` (``file://`` prefixes allowed; remote ones are not)."""

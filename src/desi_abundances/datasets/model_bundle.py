@@ -1,12 +1,13 @@
 """``ModelBundleDataset``: the Kedro wrapper of ``nn.bundle_io`` (one safetensors file)."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 from kedro.io import AbstractDataset, DatasetError
 
-from desi_abundances.datasets.common import as_dataset_error
+from desi_abundances.datasets.common import JSONPreview, as_dataset_error
 from desi_abundances.nn.bundle import ModelBundle
 from desi_abundances.nn.bundle_io import BundleReadError, load_bundle, save_bundle
 
@@ -38,8 +39,9 @@ class ModelBundleDataset(AbstractDataset[ModelBundle, ModelBundle]):
     def _describe(self) -> dict[str, Any]:
         return {"filepath": str(self._filepath)}
 
-    def preview(self) -> dict[str, Any]:
-        """Summary for kedro-viz: labels, architecture, OOD threshold, is_mock."""
+    def preview(self) -> JSONPreview:
+        """Summary for kedro-viz (JSON text): labels, architecture, OOD threshold, is_mock."""
         bundle = self.load()
-        return {"label_names": bundle.label_names, "architecture": bundle.architecture,
-                "ood_threshold": bundle.ood_threshold, "is_mock": bundle.is_mock}
+        return JSONPreview(json.dumps(
+            {"label_names": bundle.label_names, "architecture": bundle.architecture,
+             "ood_threshold": bundle.ood_threshold, "is_mock": bundle.is_mock}, default=str))

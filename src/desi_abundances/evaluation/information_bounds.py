@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from desi_abundances.constants import label_unit
+from desi_abundances.evaluation import mlflow_names
 from desi_abundances.evaluation.cramer_rao import cramer_rao_from_fisher, fisher_matrix
 from desi_abundances.evaluation.jacobians import FluxJacobianProvider, complete_rows
 from desi_abundances.maths.robust import robust_std
@@ -93,9 +94,16 @@ def bootstrap_robust_std(values: np.ndarray, rng: np.random.Generator, n_resampl
     return float(low), float(high)
 
 
+MIN_STARS_INTERVAL = 30
+"""Fewest stars for a bootstrap interval of a scatter: below it the resampled robust std is
+dominated by repeated draws (its 16-84th percentiles can exclude the scatter itself, e.g.
+"1.9 (0.51-1.4)" over 10 stars), so no interval is reported."""
+
+
 def window_ratio(residual: np.ndarray, reference_error: np.ndarray, bound: np.ndarray,
                  min_stars: int, reference_value: np.ndarray | None = None,
-                 rng: np.random.Generator | None = None) -> dict[str, Any]:
+                 rng: np.random.Generator | None = None,
+                 min_stars_interval: int = MIN_STARS_INTERVAL) -> dict[str, Any]:
     """Network scatter over the median bound in one S/N range.
 
     Args:
@@ -108,12 +116,13 @@ def window_ratio(residual: np.ndarray, reference_error: np.ndarray, bound: np.nd
             population (the bound holds for unbiased estimators): when that scatter is close
             to this spread, the network is returning the prior, not reading the spectrum.
         rng: for the bootstrap interval of the ratio (seeded; default seed 0).
+        min_stars_interval: fewer stars with a residual: no interval (``ratio_68`` None).
 
     Returns:
         n_scatter, network_robust_std (1.4826 MAD), apogee_error_rms, network_scatter_net_of_apogee
         (sqrt(max(robust_std^2 - apogee_rms^2, 0))), apogee_label_robust_std, n_bound,
         median_crb, ratio, ratio_68 (bootstrap 16-84th percentiles of the ratio, from the
-        scatter's resampling), ratio_net_of_apogee and status: "ok", "no information" or
+        scatter's resampling; None under ``min_stars_interval`` stars), ratio_net_of_apogee and status: "ok", "no information" or
         "too few stars".
     """
     rng = rng if rng is not None else np.random.default_rng(0)
@@ -136,7 +145,9 @@ def window_ratio(residual: np.ndarray, reference_error: np.ndarray, bound: np.nd
     else:
         status = "too few stars"
     ok = status == "ok"
-    interval = (bootstrap_robust_std(residual[finite], rng) if ok else (math.nan, math.nan))
+    with_interval = ok and finite.sum() >= min_stars_interval
+    interval = (bootstrap_robust_std(residual[finite], rng) if with_interval
+                else (math.nan, math.nan))
     return {
         "n_scatter": int(finite.sum()),
         "network_robust_std": scatter,
@@ -146,7 +157,8 @@ def window_ratio(residual: np.ndarray, reference_error: np.ndarray, bound: np.nd
         "n_bound": int(known.size),
         "median_crb": median_bound if np.isfinite(median_bound) else None,
         "ratio": scatter / median_bound if ok else math.nan,
-        "ratio_68": [interval[0] / median_bound, interval[1] / median_bound] if ok else None,
+        "ratio_68": ([interval[0] / median_bound, interval[1] / median_bound]
+                     if with_interval else None),
         "ratio_net_of_apogee": net / median_bound if ok else math.nan,
         "status": status,
     }
@@ -154,7 +166,8 @@ def window_ratio(residual: np.ndarray, reference_error: np.ndarray, bound: np.nd
 
 def information_ratios(test_predictions: pd.DataFrame, bounds: pd.DataFrame,
                        labels: Sequence[str], windows: Sequence[Mapping[str, Any]],
-                       min_stars: int = 10, method: str = "network", seed: int = 0
+                       min_stars: int = 10, method: str = "network", seed: int = 0,
+                       min_stars_interval: int = MIN_STARS_INTERVAL
                        ) -> dict[str, Any]:
     """Per label and S/N range: the method's robust scatter against APOGEE (all test stars
     in the range it predicts) over the median CRB (the stars with a bound in the range).
@@ -185,7 +198,8 @@ def information_ratios(test_predictions: pd.DataFrame, bounds: pd.DataFrame,
             bound_inside = (bound_snr >= window["snr_min"]) & (bound_snr < window["snr_max"])
             by_snr[window["name"]] = window_ratio(residual[inside], error[inside],
                                                   bound[bound_inside], min_stars,
-                                                  reference_value=reference[inside], rng=rng)
+                                                  reference_value=reference[inside], rng=rng,
+                                                  min_stars_interval=min_stars_interval)
         known = bound[~np.isnan(bound)]
         out[label] = {
             "unit": label_unit(label),
@@ -197,22 +211,25 @@ def information_ratios(test_predictions: pd.DataFrame, bounds: pd.DataFrame,
 
 def mlflow_metrics(ratios: Mapping[str, Any], windows: Sequence[Mapping[str, Any]]
                    ) -> dict[str, float]:
-    """Flat finite metrics (few enough for MLflow's one-call-per-metric logging):
-    ``crb_ratio.<label>.<range>`` for every S/N bin and window, and
-    ``crb_ratio_net_of_apogee.<label>.<window>`` and ``crb_median.<label>.<window>`` for the
-    centred windows. Ranges without a ratio (no information, too few stars) are left out."""
-    centred = {w["name"] for w in windows if w["kind"] == "window"}
+    """Flat finite metrics (few enough for MLflow's one-call-per-metric logging), named by
+    ``evaluation.mlflow_names``: ``network/crb_ratio/<label>.<range>`` for every S/N bin and
+    window, and ``network/crb_ratio_net_of_apogee/<label>.<range>`` and
+    ``information_limit/crb_median/<label>.<range>`` for the centred windows (``<range>``:
+    ``snr_bin_20-40`` or ``snr_window_15-25``). Ranges without a ratio (no information, too
+    few stars) are left out."""
+    by_name = {w["name"]: w for w in windows}
     flat: dict[str, float] = {}
     for label, entry in ratios.items():
         for window, values in entry["by_snr"].items():
             if values["status"] != "ok":
                 continue
             keys = [("ratio", "crb_ratio")]
-            if window in centred:
+            if by_name[window]["kind"] == "window":
                 keys += [("ratio_net_of_apogee", "crb_ratio_net_of_apogee"),
                          ("median_crb", "crb_median")]
+            range_name = mlflow_names.snr_range(by_name[window])
             for key, name in keys:
                 value = values[key]
                 if value is not None and np.isfinite(value):
-                    flat[f"{name}.{label}.{window}"] = float(value)
+                    flat[mlflow_names.information_metric(name, label, range_name)] = float(value)
     return flat

@@ -38,7 +38,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from desi_abundances.evaluation import mlflow_names
 from desi_abundances.evaluation.information_bounds import (
+    MIN_STARS_INTERVAL,
     NO_INFORMATION,
     cramer_rao_bounds,
     information_ratios,
@@ -166,7 +168,7 @@ def information_limit(provider: FluxJacobianProvider, reference: pd.DataFrame,
         reference: one row per bounded star: TARGETID, snr and the reference labels.
         ivar: (n_stars, n_pixels) their preprocessed inverse variances.
         test_predictions: the evaluation table (every test star).
-        settings: ``evaluation.cramer_rao`` (nuisance_labels, snr_windows, min_stars,
+        settings: ``evaluation.cramer_rao`` (nuisance_labels, snr_windows, min_stars, min_stars_interval,
             batch_size) and ``seed`` (bootstrap intervals).
 
     Returns:
@@ -187,7 +189,9 @@ def information_limit(provider: FluxJacobianProvider, reference: pd.DataFrame,
     windows = snr_windows(snr_bin_edges, settings.get("snr_windows"))
     ratios = information_ratios(test_predictions, table, labels, windows,
                                 min_stars=int(settings.get("min_stars", 10)),
-                                seed=int(settings.get("seed", 0)))
+                                seed=int(settings.get("seed", 0)),
+                                min_stars_interval=int(settings.get("min_stars_interval",
+                                                                    MIN_STARS_INTERVAL)))
     report = {
         "status": "ok",
         "is_mock": bool(is_mock),
@@ -243,8 +247,8 @@ def run(test: Spectra, test_predictions: pd.DataFrame, labels: Sequence[str],
 
     Returns:
         report (cramer_rao.json content, strict JSON), per-star bounds (TARGETID, snr,
-        ``<label>_crb``; inf = no information) and flat metrics (``crb_ratio.<label>.<range>``,
-        ..., ``cramer_rao_seconds``).
+        ``<label>_crb``; inf = no information) and flat metrics (``network/crb_ratio/<label>.<range>``,
+        ..., ``information_limit/seconds``; ``evaluation.mlflow_names``).
     """
     crb = dict(settings.get("cramer_rao") or {})
     crb.setdefault("seed", int(settings.get("seed", 0)))
@@ -275,7 +279,7 @@ def run(test: Spectra, test_predictions: pd.DataFrame, labels: Sequence[str],
     report["spectral_model_warning"] = mismatch
     report["seconds"] = time.perf_counter() - start
     flat = mlflow_metrics(report["labels"], report["windows"])
-    flat["cramer_rao_seconds"] = report["seconds"]
+    flat[f"{mlflow_names.INFORMATION_LIMIT}/seconds"] = report["seconds"]
     logger.info("information limit: %d test stars bounded with the %s model in %.1f s; "
                 "no information on %s", report["n_bounded"], model_name, report["seconds"],
                 report["labels_without_information"] or "none")

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from desi_abundances.constants import label_unit
+from desi_abundances.evaluation import mlflow_names
 from desi_abundances.maths.robust import robust_std
 
 Z_68 = 1.0
@@ -57,7 +58,7 @@ MLFLOW_METRIC_NAMES: dict[str, str] = {
     "coverage_95": "coverage_95",
     "n": "n",
 }
-"""Metric key -> suffix of the flat MLflow name (``fe_h_residual_std``)."""
+"""Metric key -> suffix of the flat MLflow name (``network/test/fe_h.residual_std``)."""
 
 
 def residual_stats(
@@ -260,20 +261,22 @@ def flat_metrics(
     metrics_by_method: Mapping[str, Mapping[str, Mapping[str, Any]]],
     primary_method: str = "network",
 ) -> dict[str, float]:
-    """Flat ``{name: value}`` of the overall metrics, for MLflow.
+    """Flat ``{name: value}`` of the overall metrics, for MLflow (``evaluation.mlflow_names``).
 
-    The primary method's names have no prefix (``fe_h_residual_std``, ``fe_h_robust_std``,
-    ``fe_h_z_std``), the others are prefixed by their method (``cannon_fe_h_residual_std``,
-    ``ridge_fe_h_bias``). Non-finite values are left out (MLflow cannot plot them).
+    Every method's metrics are ``<method>/test/<label>.<metric>`` (``network/test/fe_h.
+    residual_std``, ``ridge/test/fe_h.bias``); the primary method's headline metrics are
+    repeated as ``0_headline/<method>/<metric>/<label>`` (robust_std, z_std, coverage_68), the
+    first sections of MLflow's views. Non-finite values are left out (MLflow cannot plot them).
     """
     flat: dict[str, float] = {}
     for method, per_label in metrics_by_method.items():
-        prefix = "" if method == primary_method else f"{method}_"
         for label, stats in per_label.items():
             for key, suffix in MLFLOW_METRIC_NAMES.items():
                 value = stats.get(key)
                 if value is not None and np.isfinite(value):
-                    flat[f"{prefix}{label}_{suffix}"] = float(value)
+                    flat[mlflow_names.label_metric(method, label, suffix)] = float(value)
+                    if method == primary_method and suffix in mlflow_names.HEADLINE_METRICS:
+                        flat[mlflow_names.headline_metric(method, label, suffix)] = float(value)
     return flat
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from desi_abundances.evaluation import metrics
+from desi_abundances.evaluation import metrics, mlflow_names
 from desi_abundances.spectra import Spectra
 
 METHODS = ("network", "ridge", "cannon")
@@ -113,8 +113,8 @@ def metrics_report(test_predictions: pd.DataFrame, labels: Sequence[str],
 
     Returns:
         ``metrics.json`` content ``{"network": {label: {...}}, "ridge": ..., "cannon": ...,
-        "meta": {...}}`` (strict JSON: NaN -> null), flat metrics (``fe_h_robust_std``,
-        ``ridge_fe_h_robust_std``, ``<method>_labels_won``, ...) and the Markdown text.
+        "meta": {...}}`` (strict JSON: NaN -> null), flat MLflow metrics
+        (``network/test/fe_h.robust_std``, ``0_headline/network/robust_std/fe_h``, ``ridge/test/labels_won``, ...) and the Markdown text.
     """
     labels = list(labels)
     outliers = settings.get("outliers", {})
@@ -146,7 +146,8 @@ def metrics_report(test_predictions: pd.DataFrame, labels: Sequence[str],
     report = {**per_method, "meta": meta}
     flat = metrics.flat_metrics(per_method, primary_method="network")
     for method in METHODS:
-        flat[f"{method}_labels_won"] = float(sum(v == method for v in best.values()))
+        won = sum(v == method for v in best.values())
+        flat[mlflow_names.method_metric(method, "labels_won")] = float(won)
     markdown = metrics.summary_markdown(per_method, labels, is_mock, criterion=criterion,
                                         notes=_notes(ridge_info, cannon_info))
     if settings.get("data_label"):  # e.g. REAL stellar-library spectra (conf/real_stars)

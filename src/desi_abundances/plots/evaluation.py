@@ -17,9 +17,14 @@ import pandas as pd
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
-from desi_abundances.evaluation.metrics import Z_95, z_scores
 from desi_abundances.maths.robust import robust_std
-from desi_abundances.plots.axes import log_snr_axis, pretty_label
+from desi_abundances.plots.axes import (
+    WEAK_COLOUR,
+    log_snr_axis,
+    mark_weak,
+    pretty_label,
+    weak_note,
+)
 
 REFERENCE = "apogee"
 METHOD_LABELS = {"network": "network", "ridge": "ridge", "cannon": "The Cannon"}
@@ -27,13 +32,13 @@ METHOD_COLOURS = {"network": "C0", "ridge": "C1", "cannon": "C2"}
 
 
 def _title(text: str, is_mock: bool) -> str:
-    return f"MOCK data - {text}" if is_mock else text
+    return f"MOCK data - {text}" if is_mock else f"REAL data - {text}"
 
 
 def _grid(n_panels: int, panel_size: float = 2.6) -> tuple[Figure, np.ndarray]:
     n_cols = min(5, max(1, math.ceil(math.sqrt(n_panels))))
     n_rows = math.ceil(n_panels / n_cols)
-    fig = Figure(figsize=(panel_size * n_cols, panel_size * n_rows + 0.6))
+    fig = Figure(figsize=(panel_size * n_cols, panel_size * n_rows + 0.8), layout="constrained")
     axes = fig.subplots(n_rows, n_cols, squeeze=False)
     for ax in axes.flat[n_panels:]:
         ax.set_visible(False)
@@ -53,40 +58,69 @@ def _finite(*arrays: np.ndarray) -> np.ndarray:
     return keep
 
 
+def _caption(fig: Figure, weak: Mapping[str, str] | None) -> None:
+    note = weak_note(weak)
+    if note:
+        fig.supxlabel(note, fontsize=8, color=WEAK_COLOUR)
+
+
+def _one_to_one_limits(ref: np.ndarray, pred: np.ndarray) -> tuple[float, float]:
+    low, high = np.percentile(np.concatenate([ref, pred]), [0.5, 99.5])
+    pad = 0.05 * (high - low) if high > low else 0.5
+    return float(low - pad), float(high + pad)
+
+
 def one_to_one(
-    table: pd.DataFrame, labels: Sequence[str], method: str = "network", is_mock: bool = False
+    table: pd.DataFrame, labels: Sequence[str], method: str = "network", is_mock: bool = False,
+    weak: Mapping[str, str] | None = None,
 ) -> Figure:
-    """Grid of 2D histograms, prediction vs APOGEE per label, with the 1:1 line, bias and
-    robust std."""
-    fig, axes = _grid(len(labels))
-    for ax, label in zip(axes, labels):
+    """Per label: 2D histogram of prediction vs APOGEE with the 1:1 line, bias, robust std
+    and n, and under it the residual (prediction - APOGEE) vs APOGEE; one log colour scale
+    (stars per bin, colourbar) for every panel; weak labels marked (``weak``)."""
+    n_cols = min(5, max(1, math.ceil(math.sqrt(len(labels)))))
+    n_rows = math.ceil(len(labels) / n_cols)
+    fig = Figure(figsize=(2.9 * n_cols + 0.8, 3.5 * n_rows + 0.9), layout="constrained")
+    grid = fig.add_gridspec(2 * n_rows, n_cols, height_ratios=[3, 1.2] * n_rows)
+    name = METHOD_LABELS.get(method, method)
+    norm, image, used = LogNorm(vmin=1), None, []
+    for k, label in enumerate(labels):
+        row, col = divmod(k, n_cols)
+        ax = fig.add_subplot(grid[2 * row, col])
+        ax_res = fig.add_subplot(grid[2 * row + 1, col], sharex=ax)
+        used += [ax, ax_res]
         ref, pred = _pair(table, label, method)
         keep = _finite(ref, pred)
-        ax.set_xlabel(f"APOGEE {pretty_label(label)}", fontsize=8)
-        ax.set_ylabel(f"{METHOD_LABELS.get(method, method)} {pretty_label(label)}", fontsize=8)
-        ax.tick_params(labelsize=7)
+        ax.set_ylabel(f"{name} {pretty_label(label)}", fontsize=8)
+        ax_res.set_xlabel(f"APOGEE {pretty_label(label)}", fontsize=8)
+        ax_res.set_ylabel("pred - APOGEE", fontsize=7)
+        ax.tick_params(labelsize=7, labelbottom=False)
+        ax_res.tick_params(labelsize=7)
+        mark_weak(ax, label, weak)
         if not keep.any():
             ax.text(0.5, 0.5, "no reference", ha="center", va="center", transform=ax.transAxes)
             continue
         ref, pred = ref[keep], pred[keep]
-        low, high = np.percentile(np.concatenate([ref, pred]), [0.5, 99.5])
-        pad = 0.05 * (high - low) if high > low else 0.5
-        limits = (low - pad, high + pad)
+        limits = _one_to_one_limits(ref, pred)
         bins = max(10, min(60, int(np.sqrt(ref.size) * 1.5)))
-        ax.hist2d(ref, pred, bins=bins, range=[limits, limits], cmap="viridis", cmin=1,
-                  norm=LogNorm(vmin=1))
+        image = ax.hist2d(ref, pred, bins=bins, range=[limits, limits], cmap="viridis", cmin=1,
+                          norm=norm)[3]
         ax.plot(limits, limits, color="C3", lw=0.8)
         ax.set_xlim(limits)
         ax.set_ylim(limits)
         residual = pred - ref
-        ax.text(
-            0.04, 0.96,
-            f"bias {residual.mean():+.3g}\nrobust std {robust_std(residual):.3g}\nn {ref.size}",
-            transform=ax.transAxes, va="top", fontsize=7,
-        )
-    fig.suptitle(_title(f"{METHOD_LABELS.get(method, method)} vs APOGEE, test stars "
-                        "(stars per bin, log colour scale)", is_mock))
-    fig.tight_layout()
+        scatter = robust_std(residual)
+        ax.text(0.04, 0.96, f"bias {residual.mean():+.3g}\nrobust std {scatter:.3g}\n"
+                f"n {ref.size}", transform=ax.transAxes, va="top", fontsize=7)
+        span = 4 * scatter if np.isfinite(scatter) and scatter > 0 else 1.0
+        ax_res.hist2d(ref, np.clip(residual, -span, span), bins=[bins, 15],
+                      range=[limits, (-span, span)], cmap="viridis", cmin=1, norm=norm)
+        ax_res.axhline(0.0, color="C3", lw=0.8)
+        ax_res.set_ylim(-span, span)
+    if image is not None:
+        fig.colorbar(image, ax=used, label="stars per bin", shrink=0.6, aspect=40)
+    fig.suptitle(_title(f"{name} vs APOGEE, test stars (lower panels: residual, clipped "
+                        "at 4 robust std)", is_mock))
+    _caption(fig, weak)
     return fig
 
 
@@ -96,6 +130,7 @@ def residuals_vs_snr(
     method: str = "network",
     snr_bin_edges: Sequence[float] | None = None,
     is_mock: bool = False,
+    weak: Mapping[str, str] | None = None,
 ) -> Figure:
     """Residual (prediction - APOGEE) vs S/N per label: points, binned median and +-robust std."""
     fig, axes = _grid(len(labels))
@@ -108,6 +143,7 @@ def residuals_vs_snr(
         ax.set_xlabel("S/N per pixel", fontsize=8)
         ax.set_ylabel(f"residual {pretty_label(label)}", fontsize=8)
         ax.tick_params(labelsize=7)
+        mark_weak(ax, label, weak)
         if not keep.any():
             continue
         residual = pred[keep] - ref[keep]
@@ -136,7 +172,7 @@ def residuals_vs_snr(
     fig.suptitle(
         _title(f"{METHOD_LABELS.get(method, method)} - APOGEE vs S/N (band: robust std)", is_mock)
     )
-    fig.tight_layout()
+    _caption(fig, weak)
     return fig
 
 
@@ -174,7 +210,7 @@ def kiel_diagram(table: pd.DataFrame, method: str = "network", is_mock: bool = F
     placeholder = _missing_columns_figure(table, needed, "Kiel diagram", is_mock)
     if placeholder is not None:
         return placeholder
-    fig = Figure(figsize=(10, 4.4))
+    fig = Figure(figsize=(10.5, 4.4), layout="constrained")
     axes = fig.subplots(1, 2, sharex=True, sharey=True)
     fe_h_values = np.concatenate(
         [table[f"{REFERENCE}_fe_h"].to_numpy(float), table[f"{method}_fe_h"].to_numpy(float)]
@@ -209,8 +245,9 @@ def mg_fe_vs_fe_h(table: pd.DataFrame, method: str = "network", is_mock: bool = 
     placeholder = _missing_columns_figure(table, needed, "[Mg/Fe] vs [Fe/H]", is_mock)
     if placeholder is not None:
         return placeholder
-    fig = Figure(figsize=(10, 4.2))
+    fig = Figure(figsize=(10.5, 4.2), layout="constrained")
     axes = fig.subplots(1, 2, sharex=True, sharey=True)
+    images = []
     for ax, source, title in (
         (axes[0], method, f"{METHOD_LABELS.get(method, method)} (DESI spectra)"),
         (axes[1], REFERENCE, "APOGEE DR17"),
@@ -219,109 +256,17 @@ def mg_fe_vs_fe_h(table: pd.DataFrame, method: str = "network", is_mock: bool = 
         mg_fe = table[f"{source}_mg_fe"].to_numpy(float)
         keep = _finite(fe_h, mg_fe)
         if keep.sum() > 50:
-            ax.hexbin(fe_h[keep], mg_fe[keep], gridsize=40, cmap="Greys", mincnt=1, bins="log")
+            images.append(ax.hexbin(fe_h[keep], mg_fe[keep], gridsize=40, cmap="Greys",
+                                    mincnt=1))
         else:
             ax.scatter(fe_h[keep], mg_fe[keep], s=5, color="0.2")
         ax.set_xlabel(pretty_label("fe_h"))
         ax.set_ylabel(pretty_label("mg_fe"))
         ax.set_title(title, fontsize=10)
+    if images:  # one log scale for both panels (0.7: a single star is a visible grey)
+        norm = LogNorm(vmin=0.7, vmax=max(float(im.get_array().max()) for im in images))
+        for image in images:
+            image.set_norm(norm)
+        fig.colorbar(images[-1], ax=list(axes), label="stars per cell (log scale)")
     fig.suptitle(_title("[Mg/Fe] vs [Fe/H] of the test stars", is_mock))
-    fig.tight_layout()
-    return fig
-
-
-def uncertainty_calibration(
-    table: pd.DataFrame,
-    labels: Sequence[str],
-    methods: Sequence[str] = ("network",),
-    is_mock: bool = False,
-) -> Figure:
-    """Per label: histogram of z = (pred - ref)/sqrt(sigma_pred^2 + sigma_ref^2) with the unit
-    Gaussian; last panel: coverage of the 68% and 95% intervals per label and method."""
-    fig, axes = _grid(len(labels) + 1)
-    axes = list(axes)
-    grid_z = np.linspace(-5, 5, 201)
-    gaussian = np.exp(-0.5 * grid_z**2) / np.sqrt(2 * np.pi)
-    coverage = {method: ([], []) for method in methods}
-    for ax, label in zip(axes, labels):
-        ax.plot(grid_z, gaussian, color="k", lw=1, label="N(0, 1)")
-        for method in methods:
-            ref, pred = _pair(table, label, method)
-            err_column = f"{method}_{label}_err"
-            if err_column not in table:
-                coverage[method][0].append(np.nan)
-                coverage[method][1].append(np.nan)
-                continue
-            z = z_scores(
-                pred, ref, table[err_column].to_numpy(float),
-                table[f"{REFERENCE}_{label}_err"].to_numpy(float)
-                if f"{REFERENCE}_{label}_err" in table else None,
-            )
-            z = z[np.isfinite(z)]
-            coverage[method][0].append(np.mean(np.abs(z) <= 1) if z.size else np.nan)
-            coverage[method][1].append(np.mean(np.abs(z) <= Z_95) if z.size else np.nan)
-            if z.size:
-                ax.hist(
-                    np.clip(z, -5, 5), bins=40, range=(-5, 5), density=True, histtype="step",
-                    color=METHOD_COLOURS.get(method), label=f"{METHOD_LABELS.get(method, method)}"
-                    f" std {np.std(z):.2f}",
-                )
-        ax.set_xlabel(f"z of {pretty_label(label).split(' [')[0]}", fontsize=8)
-        ax.tick_params(labelsize=7)
-        ax.set_ylim(0, max(0.6, 1.35 * ax.get_ylim()[1]))
-        ax.legend(fontsize=6, loc="upper right", framealpha=0.6)
-    ax = axes[len(labels)]
-    x = np.arange(len(labels))
-    for method in methods:
-        c68, c95 = coverage[method]
-        ax.plot(x, c68, "o", ms=3, color=METHOD_COLOURS.get(method), label=f"{method} 68%")
-        ax.plot(x, c95, "s", ms=3, color=METHOD_COLOURS.get(method), mfc="none",
-                label=f"{method} 95%")
-    ax.axhline(0.6827, color="k", ls="--", lw=0.8)
-    ax.axhline(0.95, color="k", ls=":", lw=0.8)
-    ax.set_ylim(0, 1.02)
-    ax.set_xticks(x)
-    ax.set_xticklabels(labels, rotation=90, fontsize=5)
-    ax.set_ylabel("coverage (fraction)", fontsize=8)
-    ax.set_title("coverage (lines: nominal)", fontsize=8)
-    ax.legend(fontsize=5)
-    fig.suptitle(_title("Uncertainty calibration of the test stars "
-                        "(z = (pred - APOGEE) / combined sigma; |z| > 5 in the end bins)", is_mock))
-    fig.tight_layout()
-    return fig
-
-
-def method_comparison(
-    metrics_by_method: Mapping[str, Mapping[str, Mapping[str, float]]],
-    labels: Sequence[str],
-    is_mock: bool = False,
-) -> Figure:
-    """Robust std of the residuals per label for each method (teff in its own panel, K)."""
-    others = [label for label in labels if label != "teff"]
-    fig = Figure(figsize=(12, 4))
-    ax_teff, ax = fig.subplots(
-        1, 2, gridspec_kw={"width_ratios": [1, max(len(others), 1) / 3]}
-    )
-    methods = list(metrics_by_method)
-    width = 0.8 / max(len(methods), 1)
-
-    def spread(method: str, label: str) -> float:
-        value = metrics_by_method[method].get(label, {}).get("robust_std")
-        return math.nan if value is None else float(value)
-
-    for i, method in enumerate(methods):
-        values = [spread(method, label) for label in others]
-        ax.bar(np.arange(len(others)) + i * width, values, width,
-               color=METHOD_COLOURS.get(method), label=METHOD_LABELS.get(method, method))
-        if "teff" in labels:
-            ax_teff.bar(i, spread(method, "teff"), color=METHOD_COLOURS.get(method))
-    ax.set_xticks(np.arange(len(others)) + 0.4 - width / 2)
-    ax.set_xticklabels(others, rotation=90)
-    ax.set_ylabel("robust std of residuals [dex]")
-    ax.legend()
-    ax_teff.set_xticks(range(len(methods)))
-    ax_teff.set_xticklabels([METHOD_LABELS.get(m, m) for m in methods], rotation=45)
-    ax_teff.set_ylabel(r"robust std of $T_\mathrm{eff}$ residuals [K]")
-    fig.suptitle(_title("Precision per label and method (test stars)", is_mock))
-    fig.tight_layout()
     return fig

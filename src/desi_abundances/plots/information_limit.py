@@ -11,23 +11,26 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
-from desi_abundances.plots.axes import log_snr_axis, pretty_label
+from desi_abundances.constants import label_unit
+from desi_abundances.plots.axes import WEAK_COLOUR, label_name, log_snr_axis, mark_weak, weak_note
 
 
 def plot_information_limit(bounds: pd.DataFrame, report: Mapping[str, Any],
-                           labels: Sequence[str], is_mock: bool) -> Figure:
+                           labels: Sequence[str], is_mock: bool,
+                           weak: Mapping[str, str] | None = None) -> Figure:
     """Per label: each star's bound vs S/N (grey), the median bound per S/N bin (black) and
     the network's robust scatter per bin (blue; orange: APOGEE's errors removed) and the
-    APOGEE labels' own spread (dotted: the scatter of answering the median), log axes."""
+    APOGEE labels' own spread (dotted: the scatter of answering the median), log axes; one
+    legend for the figure; weak labels (``weak``) marked."""
     n = max(len(labels), 1)
     n_cols = min(6, max(1, math.ceil(math.sqrt(n))))
     n_rows = math.ceil(n / n_cols)
-    fig = Figure(figsize=(2.7 * n_cols, 2.4 * n_rows + 0.8))
+    fig = Figure(figsize=(2.9 * n_cols, 2.5 * n_rows + 1.2), layout="constrained")
     axes = fig.subplots(n_rows, n_cols, squeeze=False).ravel()
     for ax in axes[n:]:
         ax.set_visible(False)
     title = "Network scatter vs the Cramer-Rao bound"
-    fig.suptitle(f"MOCK data - {title}" if is_mock else title, fontsize=11)
+    fig.suptitle(f"MOCK data - {title}" if is_mock else f"REAL data - {title}", fontsize=11)
     if report.get("status") != "ok":
         axes[0].text(0.5, 0.5, f"not computed:\n{report.get('reason', '')}", ha="center",
                      va="center", wrap=True, transform=axes[0].transAxes, fontsize=8)
@@ -37,8 +40,11 @@ def plot_information_limit(bounds: pd.DataFrame, report: Mapping[str, Any],
     snr = bounds["snr"].to_numpy(np.float64)
     for ax, label in zip(axes, labels):
         entry = report["labels"][label]
-        ax.set_title(pretty_label(label), fontsize=9)
+        ax.set_title(label_name(label), fontsize=9)
         ax.set_xscale("log")
+        ax.set_ylabel(f"uncertainty [{label_unit(label)}]", fontsize=7)
+        ax.set_xlabel("S/N per pixel", fontsize=7)
+        mark_weak(ax, label, weak)
         crb = bounds[f"{label}_crb"].to_numpy(np.float64)
         if entry["no_information"]:
             ax.text(0.5, 0.5, "no information\n(model does not\nrespond to it)", ha="center",
@@ -67,10 +73,25 @@ def plot_information_limit(bounds: pd.DataFrame, report: Mapping[str, Any],
         log_snr_axis(ax, (10, 20, 50, 100))
         ax.yaxis.set_minor_formatter(NullFormatter())
         ax.tick_params(labelsize=7)
-        ax.set_xlabel("S/N per pixel", fontsize=7)
-    for ax in axes[:n]:
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=6, loc="best")
-            break
-    fig.tight_layout(rect=(0, 0, 1, 0.97))
+    _legend(fig, axes, n, weak_note(weak))
     return fig
+
+
+def _legend(fig: Figure, axes, n_panels: int, note: str) -> None:
+    """One legend for the figure: in the first unused panel when there is one, else below
+    the panels; the weak-label note under it."""
+    handles, names = next((ax.get_legend_handles_labels() for ax in axes[:n_panels]
+                           if ax.get_legend_handles_labels()[0]), ([], []))
+    if n_panels < len(axes):
+        spare = axes[n_panels]
+        spare.set_visible(True)
+        spare.set_axis_off()
+        if handles:
+            spare.legend(handles, names, loc="center", fontsize=9, markerscale=2,
+                         frameon=False)
+        if note:
+            fig.supxlabel(note, fontsize=8, color=WEAK_COLOUR)
+        return
+    if handles:
+        fig.legend(handles, names, loc="outside lower center", ncol=len(handles), fontsize=9,
+                   markerscale=2, title=note or None, title_fontsize=8)

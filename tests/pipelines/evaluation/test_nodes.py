@@ -106,8 +106,8 @@ def test_pipeline_runs_and_writes_every_output():
     assert report["ridge"]["fe_h"]["robust_std"] < 0.1
 
     flat = catalog.load("evaluation_mlflow_metrics")
-    assert {"fe_h_residual_std", "fe_h_robust_std", "cannon_fe_h_residual_std",
-            "ridge_fe_h_residual_std"} <= set(flat)
+    assert {"network/test/fe_h.residual_std", "0_headline/network/robust_std/fe_h",
+            "cannon/test/fe_h.residual_std", "ridge/test/fe_h.residual_std"} <= set(flat)
     assert all(set(v) == {"value", "step"} for v in flat.values())
 
     markdown = catalog.load("metrics_summary")

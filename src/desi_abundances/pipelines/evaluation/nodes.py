@@ -14,6 +14,7 @@ from matplotlib.figure import Figure
 
 from desi_abundances import plots
 from desi_abundances.evaluation import information_limit, methods, metrics, report, split
+from desi_abundances.evaluation.weak_labels import weak_labels
 from desi_abundances.spectra import Spectra
 
 METHODS = report.METHODS
@@ -78,7 +79,8 @@ def compute_information_limit(test_spectra: Spectra, test_predictions: pd.DataFr
     (``evaluation.information_limit.run``)."""
     content, bounds, flat = information_limit.run(test_spectra, test_predictions, labels,
                                                   settings, is_mock, mock_survey)
-    figure = plots.plot_information_limit(bounds, content, labels, is_mock)
+    weak = weak_labels(content, settings.get("weak_labels"))
+    figure = plots.plot_information_limit(bounds, content, labels, is_mock, weak)
     return content, bounds, (metrics.mlflow_metrics_history(flat) if flat else {}), figure
 
 
@@ -89,14 +91,20 @@ def summary_with_information_limit(summary: str, cramer_rao: dict[str, Any],
 
 
 # --- figures -------------------------------------------------------------------------------
-def plot_one_to_one(table: pd.DataFrame, labels: list[str], is_mock: bool) -> Figure:
-    return plots.one_to_one(table, labels, "network", is_mock)
+# Each figure marks the weak labels (evaluation.weak_labels, judged from cramer_rao.json).
+def _weak(cramer_rao: dict[str, Any], settings: dict[str, Any]) -> dict[str, str]:
+    return weak_labels(cramer_rao, settings.get("weak_labels"))
+
+
+def plot_one_to_one(table: pd.DataFrame, labels: list[str], is_mock: bool,
+                    cramer_rao: dict[str, Any], settings: dict[str, Any]) -> Figure:
+    return plots.one_to_one(table, labels, "network", is_mock, _weak(cramer_rao, settings))
 
 
 def plot_residuals_vs_snr(table: pd.DataFrame, labels: list[str], settings: dict[str, Any],
-                          is_mock: bool) -> Figure:
+                          is_mock: bool, cramer_rao: dict[str, Any]) -> Figure:
     return plots.residuals_vs_snr(table, labels, "network", settings.get("snr_bin_edges"),
-                                  is_mock)
+                                  is_mock, _weak(cramer_rao, settings))
 
 
 def plot_kiel(table: pd.DataFrame, is_mock: bool) -> Figure:
@@ -107,10 +115,14 @@ def plot_mg_fe_vs_fe_h(table: pd.DataFrame, is_mock: bool) -> Figure:
     return plots.mg_fe_vs_fe_h(table, "network", is_mock)
 
 
-def plot_calibration(table: pd.DataFrame, labels: list[str], is_mock: bool) -> Figure:
-    return plots.uncertainty_calibration(table, labels, METHODS, is_mock)
+def plot_calibration(table: pd.DataFrame, labels: list[str], is_mock: bool,
+                     cramer_rao: dict[str, Any], settings: dict[str, Any]) -> Figure:
+    return plots.uncertainty_calibration(table, labels, METHODS, is_mock,
+                                         _weak(cramer_rao, settings))
 
 
 def plot_method_comparison(metrics_report: dict[str, Any], labels: list[str],
-                           is_mock: bool) -> Figure:
-    return plots.method_comparison({m: metrics_report[m] for m in METHODS}, labels, is_mock)
+                           is_mock: bool, cramer_rao: dict[str, Any],
+                           settings: dict[str, Any]) -> Figure:
+    return plots.method_comparison({m: metrics_report[m] for m in METHODS}, labels, is_mock,
+                                   _weak(cramer_rao, settings))

@@ -43,7 +43,17 @@ def predict_coadds(
                          read_options=coadds.read_options)
 
 
-def build_vac(inference_report: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
-    """Merge the per-coadd outputs into the FITS value-added catalogue; return its summary."""
+def per_coadd_written(inference_report: dict[str, Any]) -> str:
+    """The folder the per-coadd Parquet files were streamed into (``inference_per_coadd``:
+    a catalog entry, so kedro-viz shows and previews the product)."""
+    return str(inference_report["per_coadd_dir"])
+
+
+
+def build_vac(inference_report: dict[str, Any], params: dict[str, Any]
+              ) -> tuple[dict[str, Any], str]:
+    """Merge the per-coadd outputs into the FITS value-added catalogue; return its summary
+    and its path (the ``desi_abundances_vac`` catalog entry)."""
     settings = InferenceSettings.from_params(params)
-    return build_value_added_catalogue(inference_report, settings.vac_filepath)
+    summary = build_value_added_catalogue(inference_report, settings.vac_filepath)
+    return summary, str(summary["vac_filepath"])

@@ -3,7 +3,11 @@ from __future__ import annotations
 
 from kedro.pipeline import Node, Pipeline
 
-from desi_abundances.pipelines.inference.nodes import build_vac, predict_coadds
+from desi_abundances.pipelines.inference.nodes import (
+    build_vac,
+    per_coadd_written,
+    predict_coadds,
+)
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -25,8 +29,11 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(
                 build_vac,
                 inputs=["inference_report", "params:inference"],
-                outputs="vac_summary",
+                outputs=["vac_summary", "desi_abundances_vac"],
                 name="build_vac",
             ),
+            # the streamed per-coadd files as a catalog entry (written by predict_coadds)
+            Node(per_coadd_written, inputs="inference_report", outputs="inference_per_coadd",
+                 name="declare_per_coadd_outputs"),
         ]
     )

@@ -1,4 +1,4 @@
-"""Wiring of the mock_survey pipeline (``kedro run --pipeline=mock_survey``)."""
+"""Wiring of the mock_survey pipeline (``kedro run --pipelines=mock_survey``)."""
 from __future__ import annotations
 
 from kedro.pipeline import Node, Pipeline

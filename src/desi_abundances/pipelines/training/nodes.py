@@ -7,6 +7,7 @@ from typing import Any
 
 import pandas as pd
 
+from desi_abundances.evaluation import mlflow_names
 from desi_abundances.nn.bundle import ModelBundle
 from desi_abundances.nn.model import fit_label_model
 from desi_abundances.spectra import Spectra
@@ -19,12 +20,15 @@ def train_label_model(
     labels: list[str], params: dict[str, Any],
 ) -> tuple[ModelBundle, list[float], list[float], dict[str, dict[str, float]]]:
     """Train the network; return the bundle, the per-epoch train and validation losses, and
-    the validation metrics (``<label>_residual_std`` ...) in MlflowMetricsHistoryDataset form.
+    the validation metrics in MlflowMetricsHistoryDataset form, named by
+    ``evaluation.mlflow_names`` (``network/validation/fe_h.residual_std``,
+    ``network/training/best_epoch``, ...).
     """
     bundle, result, metrics = fit_label_model(training_spectra, data_split,
                                               pixel_standardisation, labels, params)
     logger.info("trained %d epochs in %.1f s (best %d); validation scatter: %s",
                 result.epochs_run, result.seconds, result.best_epoch,
                 {k: round(v, 4) for k, v in metrics.items() if k.endswith("_residual_std")})
-    metric_items = {name: {"value": float(value), "step": 0} for name, value in metrics.items()}
+    named = mlflow_names.training_names(metrics, list(labels))
+    metric_items = {name: {"value": value, "step": 0} for name, value in named.items()}
     return bundle, list(result.train_loss), list(result.validation_loss), metric_items
