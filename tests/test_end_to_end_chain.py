@@ -5,58 +5,21 @@ mock_survey -> data_ingestion -> crossmatch -> feature_engineering -> training -
 stamped on them, and the MLflow run holds the parameters' outputs, metrics and model."""
 from __future__ import annotations
 
-import copy
-import importlib
 import json
-from pathlib import Path
 
 import mlflow
 import numpy as np
 import pytest
 from astropy.io import fits
-from kedro.runner import SequentialRunner
-from kedro_project import catalog_below, feed_params, load_project_config, redirect
-
-from desi_abundances.pipeline_registry import DEFAULT_CHAIN
-from desi_abundances.pipelines import mock_survey
+from tiny_survey import run_tiny_chain
 
 pytestmark = pytest.mark.slow
-
-
-def tiny_parameters(params: dict, root: Path) -> dict:
-    params = redirect(copy.deepcopy(params), root)
-    params["mock_survey"].update(
-        n_stars=500, n_apogee_only=20, healpix_centres=[[150.0, 2.0], [180.0, 30.0]],
-        batch_size=128, repeat_fraction=0.05,
-    )
-    params["mock_survey"]["programs"]["backup"]["fraction"] = 0.9
-    params["mock_survey"]["programs"]["bright"]["fraction"] = 0.1
-    params["labels"] = ["teff", "logg", "fe_h", "mg_fe", "ca_fe"]
-    training = params["training"]
-    training["architecture"].update(hidden_sizes=[32, 32, 32, 32, 32])
-    training["optimisation"].update(max_epochs=3, batch_size=32, progress_bar=False)
-    cannon = params["evaluation"]["cannon"]
-    cannon.update(min_training_stars=10, max_training_stars=200, n_extra_starts=2)
-    params["inference"].update(progress=False)
-    return params
 
 
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory):
     root = tmp_path_factory.mktemp("chain")
-    loader = load_project_config()
-    pipeline = mock_survey.create_pipeline()
-    for name in DEFAULT_CHAIN:
-        pipeline += importlib.import_module(f"desi_abundances.pipelines.{name}").create_pipeline()
-    catalog = catalog_below(loader, pipeline, root)
-    params = tiny_parameters(dict(loader["parameters"]), root)
-    feed_params(catalog, params)
-
-    mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
-    mlflow.set_experiment("chain_test")
-    with mlflow.start_run() as run:
-        SequentialRunner().run(pipeline, catalog)
-    return root, run.info.run_id
+    return root, run_tiny_chain(root)
 
 
 def test_reports_and_model_written(chain):

@@ -63,7 +63,7 @@ def gaia_by_targetid(mws: dict[str, pd.DataFrame]) -> pd.DataFrame:
 
 def usable_astrometry(gaia: pd.DataFrame, min_parallax_over_error: float = 5.0) -> np.ndarray:
     """Rows whose parallax gives a distance: finite and positive, and, where the table has
-    PARALLAX_ERROR (real Gaia; the mock's extension has none), parallax/error above the cut."""
+    PARALLAX_ERROR (real Gaia, and the mock since issue 16), parallax/error above the cut."""
     parallax = gaia["PARALLAX"].to_numpy(dtype=float)
     good = np.isfinite(parallax) & (parallax > 0)
     good &= np.isfinite(gaia["PMRA"].to_numpy(dtype=float)) & np.isfinite(gaia["PMDEC"].to_numpy(dtype=float))
