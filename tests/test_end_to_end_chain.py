@@ -11,15 +11,13 @@ import mlflow
 import numpy as np
 import pytest
 from astropy.io import fits
-from tiny_survey import run_tiny_chain
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def chain(tmp_path_factory):
-    root = tmp_path_factory.mktemp("chain")
-    return root, run_tiny_chain(root)
+def chain(tiny_chain):
+    return tiny_chain
 
 
 def test_reports_and_model_written(chain):

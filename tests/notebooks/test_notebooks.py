@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from kedro_project import PROJECT
-from tiny_survey import as_kedro_project, run_tiny_chain
+from tiny_survey import as_kedro_project
 
 NOTEBOOKS = sorted((PROJECT / "notebooks").glob("*.ipynb"))
 TIMEOUT_S = 120  # per cell
@@ -29,12 +29,12 @@ def test_committed_notebooks_have_no_outputs(path):
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory):
+def project(tiny_chain):
+    """The tiny survey's root made a Kedro project holding the notebooks."""
     pytest.importorskip("nbclient", reason="the dev extra (nbclient, ipykernel) runs the notebooks")
-    root = tmp_path_factory.mktemp("notebook_project")
-    run_tiny_chain(root, experiment="notebooks_test")
+    root, _ = tiny_chain
     as_kedro_project(root)
-    shutil.copytree(PROJECT / "notebooks", root / "notebooks")
+    shutil.copytree(PROJECT / "notebooks", root / "notebooks", dirs_exist_ok=True)
     return root
 
 
