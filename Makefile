@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 export KEDRO_DISABLE_TELEMETRY := true
 export MPLBACKEND := Agg
 
-.PHONY: venv run test mock-survey benchmarks spectral-library clean-mock real-stars real-star-survey
+.PHONY: venv run test mock-survey benchmarks spectral-library clean-mock real-stars real-star-survey notebooks
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,11 @@ run: mock-survey
 test: venv
 	$(BIN)/ruff check src tests benchmarks scripts
 	$(BIN)/python -m pytest -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+# The notebooks (notebooks/: quick start, halo chemistry) in JupyterLab, on the outputs of `make run`.
+notebooks: venv
+	$(BIN)/python -m pip install --quiet -e ".[notebooks]"
+	$(BIN)/kedro jupyter lab --no-browser --ip 127.0.0.1
 
 clean-mock:
 	rm -f data/01_raw/mock_survey_complete.json

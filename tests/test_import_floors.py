@@ -23,6 +23,8 @@ FLOORS: dict[str, int] = {
     "nn": 4, "ingestion": 4, "crossmatch": 4, "labels": 4, "synthesis": 4, "fetch": 4,
     # 5: evaluation, figures, the emulator (registers itself as a spectral model)
     "evaluation": 5, "plots": 5, "emulator": 5,
+    # 5: science from the catalogue (the notebooks' helpers: halo selection, sequences)
+    "science": 5,
     # 6: applications: inference, the mock survey, the real-star library, Kedro dataset wrappers
     "inference": 6, "mock": 6, "real_stars": 6, "datasets": 6,
     # 7: Kedro glue

@@ -53,3 +53,16 @@ def test_alpha_element_trends(population) -> None:
     # [Mg/Fe] falls with [Fe/H] overall; Mn rises
     assert np.polyfit(population["fe_h"], population["mg_fe"], 1)[0] < -0.05
     assert np.polyfit(population["fe_h"], population["mn_fe"], 1)[0] > 0.05
+
+
+def test_halo_has_two_alpha_sequences(population) -> None:
+    """The halo's accreted low-alpha and in-situ high-alpha sequences (Nissen & Schuster
+    2010) part above [Fe/H] ~ -1.2 and merge below -1.6; every star names its sequence."""
+    assert set(population["alpha_sequence"]) == {"high", "low"}
+    assert (population.loc[population["component"] == "thin_disk", "alpha_sequence"] == "low").all()
+    halo = population[population["component"] == "halo"]
+    assert halo["alpha_sequence"].value_counts(normalize=True)["low"] == pytest.approx(0.5, abs=0.05)
+    rich = halo[(halo["fe_h"] > -1.2) & (halo["fe_h"] < -0.6)].groupby("alpha_sequence")["mg_fe"].median()
+    assert rich["high"] - rich["low"] > 0.12
+    poor = halo[halo["fe_h"] < -1.8].groupby("alpha_sequence")["mg_fe"].median()
+    assert abs(poor["high"] - poor["low"]) < 0.05

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import importlib
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import mlflow
 from kedro.io import DataCatalog
 from kedro.pipeline import Pipeline
 from kedro.runner import SequentialRunner
-from kedro_project import catalog_below, feed_params, load_project_config, redirect
+from kedro_project import PROJECT, catalog_below, feed_params, load_project_config, redirect
 
 from desi_abundances.pipeline_registry import DEFAULT_CHAIN
 from desi_abundances.pipelines import mock_survey
@@ -80,3 +81,14 @@ def file_outputs(pipeline: Pipeline, catalog: DataCatalog) -> list[str]:
     return sorted(name for name in pipeline.all_outputs() if name in catalog
                   and type(catalog.get(name)).__name__ != "MemoryDataset"
                   and not type(catalog.get(name)).__module__.startswith("kedro_mlflow.io.metrics"))
+
+
+def as_kedro_project(root: Path) -> Path:
+    """Make ``root`` (holding a ``data/`` tree) a Kedro project: the project's pyproject.toml
+    and conf/ copied and an empty src/ (Kedro requires one inside the root, resolved: a link
+    does not do); the package is imported from PYTHONPATH or where it is installed.
+    Returns ``root``."""
+    shutil.copy(PROJECT / "pyproject.toml", root / "pyproject.toml")
+    shutil.copytree(PROJECT / "conf", root / "conf", dirs_exist_ok=True)
+    (root / "src").mkdir(exist_ok=True)
+    return root

@@ -96,4 +96,7 @@ def mws_catalogue(observations: pd.DataFrame, stars: pd.DataFrame, snr: pd.DataF
         "PMDEC": star["pmdec"].to_numpy() + rng.normal(0, 0.03, n),
         "PHOT_G_MEAN_MAG": star["g_mag"].to_numpy().astype(np.float32),
     })
+    # the errors of the noise above, as Gaia's columns (a parallax/error cut needs them)
+    for column in ("PARALLAX_ERROR", "PMRA_ERROR", "PMDEC_ERROR"):
+        gaia[column] = np.full(n, 0.03, dtype=np.float32)
     return {"RVTAB": rvtab, "FIBERMAP": fmap, "GAIA": gaia}

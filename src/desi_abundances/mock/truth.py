@@ -18,7 +18,7 @@ def truth_table(stars: pd.DataFrame, observations: pd.DataFrame) -> pd.DataFrame
     nspec = observations[observations["star_id"] >= 0].groupby("star_id").size()
     labels = ["teff", "logg", "fe_h", "alpha_m", "vmic",
               *[f"{el.lower()}_fe" for el in APOGEE_DR17_ELEMENTS]]
-    truth = stars[["star_id", "TARGETID", "APOGEE_ID", "component", "stage", *labels,
+    truth = stars[["star_id", "TARGETID", "APOGEE_ID", "component", "alpha_sequence", "stage", *labels,
                    "mass_msun", "vrad_kms", "binary", "distance_pc", "g_mag", "g_abs", "bp_rp",
                    "ebv", "pmra", "pmdec", "ra_2016", "dec_2016", "gaia_edr3_id",
                    "gaia_dr2_id", "healpix", "in_desi", "in_apogee"]].copy()

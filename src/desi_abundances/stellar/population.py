@@ -73,12 +73,14 @@ class Component:
     mean_vrad_kms: float
     sigma_vtan_kms: float
     mass_msun: float
+    low_alpha_fraction: float = 0.0
+    """Fraction of the component on its low-alpha (accreted) sequence; used by the halo."""
 
 
 DEFAULT_COMPONENTS: dict[str, Component] = {
     "thin_disk": Component(0.55, -0.10, 0.20, (-1.2, 0.5), 6300.0, 30.0, 0.0, 40.0, 1.1),
     "thick_disk": Component(0.30, -0.55, 0.25, (-2.0, 0.3), 6000.0, 55.0, -30.0, 80.0, 0.9),
-    "halo": Component(0.15, -1.45, 0.45, (-3.0, -0.3), 6050.0, 150.0, 0.0, 200.0, 0.8),
+    "halo": Component(0.15, -1.45, 0.45, (-3.0, -0.3), 6050.0, 150.0, 0.0, 200.0, 0.8, 0.5),
 }
 
 DEFAULT_STAGES: dict[str, float] = {"dwarf": 0.48, "subgiant": 0.17, "giant": 0.27, "clump": 0.08}
@@ -115,9 +117,13 @@ def _normalised(weights: dict[str, float]) -> tuple[list[str], np.ndarray]:
     return names, values / values.sum()
 
 
-def alpha_sequence(component: str, fe_h: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def alpha_sequence(component: str, fe_h: np.ndarray, rng: np.random.Generator,
+                   low_alpha: np.ndarray | None = None) -> np.ndarray:
     """[alpha/M] (dex) of each star: low-alpha thin disk, high-alpha thick disk with its
-    knee near [Fe/H] = -0.7, and a halo mixing high-alpha and accreted low-alpha stars."""
+    knee near [Fe/H] = -0.7, and a halo of two sequences (Nissen & Schuster 2010): a
+    high-alpha plateau (0.32 dex, slowly falling) and, for the stars where ``low_alpha`` is
+    True, an accreted low-alpha sequence whose knee lies near [Fe/H] = -1.6 (0.30 dex there,
+    0.15 at -1.0). Below [Fe/H] ~ -1.6 the two merge."""
     fe_h = np.asarray(fe_h, dtype=float)
     if component == "thin_disk":
         mean = np.clip(-0.13 * fe_h, -0.05, 0.15)
@@ -126,8 +132,11 @@ def alpha_sequence(component: str, fe_h: np.ndarray, rng: np.random.Generator) -
         mean = np.where(fe_h < -0.7, 0.30, 0.30 - 0.25 * (fe_h + 0.7) / 0.7)
         sigma = 0.03
     elif component == "halo":
-        mean = 0.30 - 0.12 * np.clip(fe_h + 1.5, 0.0, 1.2)
-        sigma = 0.05
+        low = np.zeros(fe_h.size, dtype=bool) if low_alpha is None else np.asarray(low_alpha, bool)
+        high_mean = 0.32 - 0.05 * np.clip(fe_h + 1.5, 0.0, 1.2)
+        low_mean = 0.30 - 0.25 * np.clip(fe_h + 1.6, 0.0, 1.3)
+        mean = np.where(low, low_mean, high_mean)
+        sigma = 0.03
     else:
         raise ValueError(f"unknown population component {component!r}")
     return mean + rng.normal(0.0, sigma, fe_h.size)
@@ -212,9 +221,10 @@ def sample_population(n: int, rng: np.random.Generator,
                       config: PopulationConfig | dict | None = None) -> pd.DataFrame:
     """``n`` stars of the mock Galaxy with their labels and bookkeeping.
 
-    Columns: component (thin_disk/thick_disk/halo), stage (dwarf/subgiant/giant/clump),
-    teff (K), logg (dex), fe_h, alpha_m (dex), vmic (km/s), every ``<x>_fe`` (dex),
-    mass_msun. Row order is random.
+    Columns: component (thin_disk/thick_disk/halo), alpha_sequence (high/low: the thin disk
+    is low, the thick disk high, each halo star on one of the halo's two sequences), stage
+    (dwarf/subgiant/giant/clump), teff (K), logg (dex), fe_h, alpha_m (dex), vmic (km/s),
+    every ``<x>_fe`` (dex), mass_msun. Row order is random.
     """
     if not isinstance(config, PopulationConfig):
         config = PopulationConfig.from_dict(config)
@@ -227,6 +237,7 @@ def sample_population(n: int, rng: np.random.Generator,
     teff = np.empty(n)
     logg = np.empty(n)
     mass = np.empty(n)
+    sequence = np.where(component == "thin_disk", "low", "high").astype(object)
     for name in comp_names:
         comp = config.components[name]
         sel = component == name
@@ -234,11 +245,15 @@ def sample_population(n: int, rng: np.random.Generator,
         if k == 0:
             continue
         fe_h[sel] = truncated_normal(comp.feh_mean, comp.feh_sigma, *comp.feh_range, k, rng)
-        alpha_m[sel] = alpha_sequence(name, fe_h[sel], rng)
+        low = rng.random(k) < comp.low_alpha_fraction if comp.low_alpha_fraction > 0 else None
+        alpha_m[sel] = alpha_sequence(name, fe_h[sel], rng, low)
+        if low is not None:
+            sequence[sel] = np.where(low, "low", "high")
         teff[sel], logg[sel] = locus(stage[sel], comp, fe_h[sel], rng)
         mass[sel] = comp.mass_msun
     frame = pd.DataFrame({
         "component": component,
+        "alpha_sequence": sequence,
         "stage": stage,
         "teff": teff,
         "logg": logg,

@@ -1,0 +1,1 @@
+"""Science from the value-added catalogue: what a user does with it (the notebooks' helpers)."""
