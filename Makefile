@@ -63,7 +63,7 @@ real-star-survey: venv $(REAL_STARS_WHEEL)
 	@if [ -f data/real_stars/01_raw/real_star_survey_complete.json ]; then \
 	  echo "real-star survey present in data/real_stars/01_raw (delete real_star_survey_complete.json to rebuild)"; \
 	else \
-	  $(BIN)/kedro run --env real_stars --pipeline=real_star_survey; \
+	  $(BIN)/kedro run --env real_stars --pipelines=real_star_survey; \
 	fi
 
 real-stars: real-star-survey

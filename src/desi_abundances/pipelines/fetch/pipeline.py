@@ -1,4 +1,4 @@
-"""Wiring of the fetch pipeline (not in the default chain: ``kedro run --pipeline=fetch --env dr1``)."""
+"""Wiring of the fetch pipeline (not in the default chain: ``kedro run --pipelines=fetch --env dr1``)."""
 from __future__ import annotations
 
 from kedro.pipeline import Node, Pipeline

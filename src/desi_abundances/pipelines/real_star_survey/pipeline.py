@@ -1,4 +1,4 @@
-"""Wiring of the real_star_survey pipeline (``kedro run --env real_stars --pipeline=real_star_survey``)."""
+"""Wiring of the real_star_survey pipeline (``kedro run --env real_stars --pipelines=real_star_survey``)."""
 from __future__ import annotations
 
 from kedro.pipeline import Node, Pipeline
