@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from survey_tables import APOGEE_CUTS as CUTS
 from survey_tables import make_apogee
 
 from desi_abundances.constants import ABUNDANCE_COLUMNS
@@ -13,16 +14,6 @@ from desi_abundances.crossmatch.apogee import (
 )
 
 ARCSEC = 1 / 3600
-CUTS = {
-    "drop_duplicates": True,
-    "aspcapflag_bad_bits": [19, 23],
-    "starflag_bad_bits": [0, 3, 4],
-    "snr_min": 70,
-    "require_finite": ["TEFF", "LOGG", "FE_H"],
-    "teff_range_k": [3500, 7000],
-    "logg_range": None,
-    "vscatter_max_kms": 1.0,
-}
 PARAMS = {
     "apogee_cuts": CUTS,
     "match_radius_arcsec": 1.0,

@@ -3,20 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from survey_tables import APOGEE_CUTS as CUTS
 from survey_tables import make_apogee
 
 from desi_abundances.labels.apogee import ApogeeTableError, passes_quality_cuts, quality_cut_masks
-
-CUTS = {
-    "drop_duplicates": True,
-    "aspcapflag_bad_bits": [19, 23],
-    "starflag_bad_bits": [0, 3, 4],
-    "snr_min": 70,
-    "require_finite": ["TEFF", "LOGG", "FE_H"],
-    "teff_range_k": [3500, 7000],
-    "logg_range": None,
-    "vscatter_max_kms": 1.0,
-}
 
 
 def test_quality_cuts_each_parameter():

@@ -71,3 +71,16 @@ def make_apogee(rows: list[dict]) -> pd.DataFrame:
     table = pd.DataFrame([{**defaults, **row} for row in rows])
     table["GAIAEDR3_SOURCE_ID"] = table["GAIAEDR3_SOURCE_ID"].astype(np.int64)
     return table
+
+
+# The APOGEE quality cuts of the crossmatch tests (a copy of conf/base/parameters_crossmatch.yml's).
+APOGEE_CUTS = {
+    "drop_duplicates": True,
+    "aspcapflag_bad_bits": [19, 23],
+    "starflag_bad_bits": [0, 3, 4],
+    "snr_min": 70,
+    "require_finite": ["TEFF", "LOGG", "FE_H"],
+    "teff_range_k": [3500, 7000],
+    "logg_range": None,
+    "vscatter_max_kms": 1.0,
+}
