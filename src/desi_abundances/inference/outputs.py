@@ -22,8 +22,8 @@ from desi_abundances.inference.settings import InferenceSettings
 from desi_abundances.inference.velocities import RadialVelocityLookup
 from desi_abundances.io.atomic import atomic_write
 
-OUTPUT_SCHEMA_VERSION = 1
-"""Bump when the per-coadd table changes, so that older outputs count as stale."""
+OUTPUT_SCHEMA_VERSION = 2
+"""2: rchi2 columns and POOR_FIT. Bump when the per-coadd table changes, so that older outputs count as stale."""
 
 METADATA_KEY = b"desi_abundances.inference"
 """Parquet key-value metadata key under which each per-coadd file records its provenance."""

@@ -12,6 +12,7 @@ import pandas as pd
 import torch
 
 from desi_abundances.nn.bundle import ModelBundle
+from desi_abundances.nn.fit_quality import CHI2_COLUMNS, arm_matrix, reduced_chi2
 from desi_abundances.spectra import Spectra, kernels, preprocessing_settings
 
 IQR_TO_SIGMA = 1.0 / 1.349
@@ -136,7 +137,9 @@ def predict_labels(bundle: ModelBundle, spectra: Spectra, batch_size: int = 4096
         DataFrame row-matched to ``spectra``: TARGETID, ``<label>`` and ``<label>_err`` for
         every ``bundle.label_names`` (K for teff, dex otherwise; ``_err`` is the network's
         1-sigma predictive uncertainty), ``input_distance`` (compare with
-        ``bundle.ood_threshold``). Labels are NaN for spectra with ``rest_frame_ok`` False
+        ``bundle.ood_threshold``), ``rchi2``, ``rchi2_b``, ``rchi2_r``, ``rchi2_z`` (reduced
+        chi-square of the spectrum model at the predicted labels, overall and per arm,
+        ``nn.fit_quality``; NaN for a network without a refinement layer). Labels are NaN for spectra with ``rest_frame_ok`` False
         (no usable velocity) or no good pixel, and for labels without training data.
 
     Raises:
@@ -155,7 +158,12 @@ def predict_labels(bundle: ModelBundle, spectra: Spectra, batch_size: int = 4096
     mean = np.empty((n, n_labels), np.float32)
     log_variance = np.empty((n, n_labels), np.float32)
     distance = np.empty(n, np.float64)
-    with_ivar = getattr(network, "refinement", None) is not None
+    refinement = getattr(network, "refinement", None)
+    with_ivar = refinement is not None
+    chi2 = np.full((n, len(CHI2_COLUMNS)), np.nan, np.float32)
+    if with_ivar:
+        arms = torch.from_numpy(arm_matrix(np.asarray(bundle.wavelength)[
+            refinement.pixel_index.numpy()]))
     with torch.inference_mode():
         for start in range(0, n, batch_size):
             rows = slice(start, min(start + batch_size, n))
@@ -167,6 +175,9 @@ def predict_labels(bundle: ModelBundle, spectra: Spectra, batch_size: int = 4096
                 None if input_ivar is None else torch.from_numpy(input_ivar))
             mean[rows] = out_mean.numpy()
             log_variance[rows] = out_log_variance.numpy()
+            if with_ivar:
+                chi2[rows] = reduced_chi2(refinement, torch.from_numpy(inputs),
+                                          torch.from_numpy(input_ivar), out_mean, arms).numpy()
     offset = np.asarray(bundle.label_offset, np.float64)
     scale = np.asarray(bundle.label_scale, np.float64)
     values = offset + scale * mean
@@ -176,6 +187,7 @@ def predict_labels(bundle: ModelBundle, spectra: Spectra, batch_size: int = 4096
         unusable |= ~spectra.meta["rest_frame_ok"].to_numpy(bool)
     values[unusable] = np.nan
     errors[unusable] = np.nan
+    chi2[unusable] = np.nan
     untrained = np.asarray(bundle.label_n_train) <= 0
     values[:, untrained] = np.nan
     errors[:, untrained] = np.nan
@@ -184,4 +196,6 @@ def predict_labels(bundle: ModelBundle, spectra: Spectra, batch_size: int = 4096
         columns[label] = values[:, index]
         columns[f"{label}_err"] = errors[:, index]
     columns["input_distance"] = distance
+    for index, name in enumerate(CHI2_COLUMNS):
+        columns[name] = chi2[:, index]
     return pd.DataFrame(columns)
