@@ -2,7 +2,7 @@
 matplotlib only (no pyplot, no Kedro, no file I/O); each function returns a Figure.
 
 ``evaluation``: the test-set figures of the methods; ``information_limit``: the Cramer-Rao
-figure; ``axes``: shared axis helpers.
+figure; ``survey``: the survey-wide validation figure (MOCK); ``axes``: shared axis helpers.
 """
 from desi_abundances.plots.axes import log_snr_axis, pretty_label
 from desi_abundances.plots.evaluation import (
@@ -17,9 +17,10 @@ from desi_abundances.plots.evaluation import (
     uncertainty_calibration,
 )
 from desi_abundances.plots.information_limit import plot_information_limit
+from desi_abundances.plots.survey import survey_kiel
 
 __all__ = [
     "METHOD_COLOURS", "METHOD_LABELS", "REFERENCE", "kiel_diagram", "log_snr_axis",
     "method_comparison", "mg_fe_vs_fe_h", "one_to_one", "plot_information_limit",
-    "pretty_label", "residuals_vs_snr", "uncertainty_calibration",
+    "pretty_label", "residuals_vs_snr", "survey_kiel", "uncertainty_calibration",
 ]
