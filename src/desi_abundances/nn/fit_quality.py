@@ -65,3 +65,15 @@ def reduced_chi2(refinement, inputs: torch.Tensor, input_ivar: torch.Tensor,
     chi2 = terms @ arms
     return torch.where(n_good > 0, chi2 / n_good.clamp(min=1.0),
                        torch.full_like(chi2, float("nan")))
+
+
+def fisher_variance(refinement, input_ivar: torch.Tensor, prior: float = 1.0) -> torch.Tensor:
+    """(n, K) variance of the model's labels (standardised units) from this star's own pixel
+    noise: the diagonal of (J^T W J + prior I)^-1, J the model's Jacobian at the median star,
+    W the pixel weights (noise and intrinsic scatter). ``prior``: a unit Gaussian prior in
+    standardised labels keeps the variance finite where the spectrum says nothing."""
+    weight = refinement.weight(torch.index_select(input_ivar, 1, refinement.pixel_index),
+                               refinement.intrinsic_variance)
+    fisher = refinement.fisher(weight)
+    fisher.diagonal(dim1=1, dim2=2).add_(prior)
+    return torch.linalg.inv(fisher).diagonal(dim1=1, dim2=2)
