@@ -12,7 +12,8 @@ whatever its S/N. The combined error, per label k,
 
 grows as 1/S/N where the noise dominates and by sqrt(rchi2) where the model does not fit
 (stars unlike the training set: the epistemic term). a_k and c_k are fitted on the
-validation split, its spectra degraded with extra noise to S/N 5-80 (:func:`degrade`), so
+validation split, its spectra degraded with extra noise (their own noise pattern, scaled)
+to S/N 5-80 (:func:`degrade`), so
 that the robust std of z = (pred - reference) / sqrt(err^2 + ref_err^2) is 1 in every S/N
 bin (:func:`fit_scales`); the test split is never used.
 """
@@ -31,20 +32,20 @@ C_GRID = np.round(np.concatenate([np.arange(0.0, 2.0, 0.1), np.arange(2.0, 6.01,
 
 
 def degrade(spectra: Spectra, snr: float, rng: np.random.Generator) -> Spectra:
-    """A copy of preprocessed ``spectra`` (continuum-normalised) with Gaussian noise added so
-    that each spectrum's median S/N per pixel is about ``snr`` (spectra already noisier are
-    left as they are); ivar lowered to match, meta ``snr`` updated."""
+    """A copy of preprocessed ``spectra`` with Gaussian noise added so that each spectrum's
+    median S/N per pixel (meta ``snr``) becomes about ``snr``: its own noise pattern (the
+    arms, sky lines, line cores) scaled up by snr_0 / snr, not white noise; spectra already
+    noisier are left as they are. ivar lowered to match, meta ``snr`` updated."""
     good = (~spectra.mask) & (spectra.ivar > 0)
     with np.errstate(divide="ignore"):
         variance = np.where(good, 1.0 / np.where(good, spectra.ivar, 1.0), np.inf)
-    level = np.nanmedian(np.where(good, np.abs(spectra.flux), np.nan), axis=1)
-    target = (level / snr)[:, None] ** 2
-    extra = np.where(good, np.maximum(target - variance, 0.0), 0.0)
+    snr0 = spectra.meta["snr"].to_numpy(np.float64)
+    factor = np.maximum(snr0 / snr, 1.0)[:, None] ** 2
+    extra = np.where(good, variance * (factor - 1.0), 0.0)
     flux = spectra.flux + np.sqrt(extra) * rng.standard_normal(spectra.flux.shape)
-    new_variance = np.where(good, variance + extra, np.inf)
-    ivar = np.where(good, 1.0 / new_variance, 0.0).astype(np.float32)
+    ivar = np.where(good, 1.0 / np.where(good, variance * factor, 1.0), 0.0).astype(np.float32)
     meta = spectra.meta.copy()
-    meta["snr"] = np.minimum(meta["snr"].to_numpy(np.float64), snr) if "snr" in meta else snr
+    meta["snr"] = np.minimum(snr0, snr)
     return Spectra(wavelength=spectra.wavelength, flux=flux.astype(np.float32), ivar=ivar,
                    mask=spectra.mask, meta=meta)
 
