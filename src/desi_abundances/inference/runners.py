@@ -344,6 +344,7 @@ def run_inference(
         "bundle_is_mock": bool(predictor.is_mock),
         "ood_threshold": float(predictor.ood_threshold),
         "min_snr": float(settings.flags.min_snr),
+        "max_rchi2": float(settings.flags.max_rchi2),
         "partitions": plan.selected,
     }
     if not plan.todo:
