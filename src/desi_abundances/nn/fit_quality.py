@@ -67,6 +67,13 @@ def reduced_chi2(refinement, inputs: torch.Tensor, input_ivar: torch.Tensor,
                        torch.full_like(chi2, float("nan")))
 
 
+def hessian_variance(hessian: torch.Tensor) -> torch.Tensor:
+    """(n, K) diagonal of the inverse of (n, K, K) matrices J^T W J + prior I (Cholesky)."""
+    factor = torch.linalg.cholesky(hessian)
+    eye = torch.eye(hessian.shape[-1], dtype=hessian.dtype, device=hessian.device)
+    return torch.cholesky_solve(eye.expand_as(hessian), factor).diagonal(dim1=1, dim2=2)
+
+
 def fisher_variance(refinement, input_ivar: torch.Tensor, prior: float = 1.0) -> torch.Tensor:
     """(n, K) variance of the model's labels (standardised units) from this star's own pixel
     noise: the diagonal of (J^T W J + prior I)^-1, J the model's Jacobian at the median star,
@@ -76,4 +83,4 @@ def fisher_variance(refinement, input_ivar: torch.Tensor, prior: float = 1.0) ->
                                refinement.intrinsic_variance)
     fisher = refinement.fisher(weight)
     fisher.diagonal(dim1=1, dim2=2).add_(prior)
-    return torch.linalg.inv(fisher).diagonal(dim1=1, dim2=2)
+    return hessian_variance(fisher)

@@ -17,6 +17,7 @@ from desi_abundances.nn.fit_quality import (
     CHI2_COLUMNS,
     arm_matrix,
     fisher_variance,
+    hessian_variance,
     reduced_chi2,
 )
 from desi_abundances.spectra import Spectra, kernels, preprocessing_settings
@@ -173,8 +174,11 @@ def predict_labels(bundle: ModelBundle, spectra: Spectra, batch_size: int = 4096
     with_ivar = refinement is not None
     chi2 = np.full((n, len(CHI2_COLUMNS)), np.nan, np.float32)
     model_variance = np.full((n, n_labels), np.nan, np.float32)
+    reuse = False
     if with_ivar:
         modelled = refinement.label_index.numpy()
+        # the step's own J^T W J + damping I is fisher_variance's matrix when damping = 1
+        reuse = refinement.damping == 1.0
         arms = torch.from_numpy(arm_matrix(np.asarray(bundle.wavelength)[
             refinement.pixel_index.numpy()]))
     with torch.inference_mode():
@@ -183,9 +187,10 @@ def predict_labels(bundle: ModelBundle, spectra: Spectra, batch_size: int = 4096
             inputs, distance[rows], input_ivar = standardise_with_distance(
                 spectra.flux[rows], spectra.ivar[rows], spectra.mask[rows], median, iqr,
                 with_ivar=with_ivar)
-            out_mean, out_log_variance = network(
-                torch.from_numpy(inputs),
-                None if input_ivar is None else torch.from_numpy(input_ivar))
+            outputs = network(torch.from_numpy(inputs),
+                              None if input_ivar is None else torch.from_numpy(input_ivar),
+                              **({"with_hessian": True} if with_ivar and reuse else {}))
+            out_mean, out_log_variance = outputs[0], outputs[1]
             mean[rows] = out_mean.numpy()
             log_variance[rows] = out_log_variance.numpy()
             if with_ivar:
@@ -193,7 +198,8 @@ def predict_labels(bundle: ModelBundle, spectra: Spectra, batch_size: int = 4096
                 chi2[rows] = reduced_chi2(refinement, torch.from_numpy(inputs), ivar_block,
                                           out_mean, arms).numpy()
                 block = model_variance[rows]
-                block[:, modelled] = fisher_variance(refinement, ivar_block).numpy()
+                block[:, modelled] = (hessian_variance(outputs[2]) if reuse
+                                      else fisher_variance(refinement, ivar_block)).numpy()
                 model_variance[rows] = block
     offset = np.asarray(bundle.label_offset, np.float64)
     scale = np.asarray(bundle.label_scale, np.float64)
