@@ -179,5 +179,5 @@ def run_end_to_end(survey: Path, bundle: Any, out: Path,
     start, cpu_start = time.perf_counter(), time.process_time()
     velocities = FitsTableDataset(str(survey / "mwsall-pix-mock.fits"), hdu="RVTAB", columns=RVTAB_COLUMNS).load()
     report = predict_coadds(coadd_loaders(survey), velocities, bundle, list(bundle.label_names), params)
-    summary = build_vac(report, params)
+    summary, _ = build_vac(report, params)
     return report, summary, time.perf_counter() - start, time.process_time() - cpu_start

@@ -6,7 +6,8 @@ from kedro.pipeline import Pipeline
 
 # The science chain that `kedro run` (and `make run`) executes once the raw files exist.
 # The mock survey is excluded: `make run` builds it only when absent, and a real release
-# (selected with --env) has no mock to build.
+# (selected with --env) has no mock to build. survey_validation scores the catalogue
+# against the mock truth and does nothing on a real release (no MOCK header, no truth).
 DEFAULT_CHAIN = (
     "data_ingestion",
     "crossmatch",
@@ -14,6 +15,7 @@ DEFAULT_CHAIN = (
     "training",
     "evaluation",
     "inference",
+    "survey_validation",
 )
 
 

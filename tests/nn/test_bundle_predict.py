@@ -88,7 +88,9 @@ def test_predict_labels_columns_units_and_nan_rows():
     spectra = make_spectra(bundle)
     out = predict_labels(bundle, spectra, batch_size=3)
     assert list(out.columns) == ["TARGETID", "teff", "teff_err", "logg", "logg_err", "fe_h",
-                                 "fe_h_err", "input_distance"]
+                                 "fe_h_err", "input_distance", "rchi2", "rchi2_b", "rchi2_r",
+                                 "rchi2_z"]
+    assert out["rchi2"].isna().all()  # no refinement layer: no spectrum model to fit
     assert list(out["TARGETID"]) == list(spectra.meta["TARGETID"])
     ok = np.array([0, 1, 3, 5, 6])
     assert out.loc[ok, ["teff", "teff_err", "logg", "input_distance"]].notna().all().all()
@@ -130,3 +132,22 @@ def test_bundle_validates_shapes():
     bundle = make_bundle()
     with pytest.raises(ValueError, match="pixel_iqr"):
         ModelBundle(**{**bundle.__dict__, "pixel_iqr": np.ones(3)})
+
+
+def test_error_calibration_round_trips_and_combines_the_errors(tmp_path):
+    import dataclasses
+
+    from desi_abundances.nn.adapter import bundle_fingerprint
+    from desi_abundances.nn.bundle_io import load_bundle, save_bundle
+
+    bundle = make_bundle()
+    calibrated = dataclasses.replace(bundle, error_calibration={
+        "net_scale": [2.0, 1.0, 1.0], "model_scale": [0.0, 0.0, 0.0]})
+    save_bundle(calibrated, tmp_path / "b.safetensors")
+    assert load_bundle(tmp_path / "b.safetensors").error_calibration == calibrated.error_calibration
+    assert bundle_fingerprint(calibrated) != bundle_fingerprint(bundle)
+    spectra = make_spectra(bundle)
+    plain = predict_labels(bundle, spectra, error_parts=True)
+    scaled = predict_labels(calibrated, spectra, error_parts=True)
+    assert np.allclose(scaled["teff_err"], 2.0 * plain["teff_err"], equal_nan=True)
+    assert np.allclose(scaled["teff_err_net"], plain["teff_err"], equal_nan=True)

@@ -17,6 +17,10 @@ bit   name                    set when
 6     MISSING_ARM             an arm (B, R or Z) of the spectrum is wholly unusable
                               (``spectra.unusable_arms``: negative or non-finite IVAR,
                               non-finite flux where IVAR > 0, or no good pixel)
+7     POOR_FIT                ``rchi2`` (reduced chi-square of the spectrum model at the
+                              predicted labels, ``nn.fit_quality``) > ``flags.max_rchi2``:
+                              not a normal single star (galaxy/QSO, wrong velocity,
+                              double-lined binary, another instrument) or a poor model
 ====  ======================  ==============================================================
 """
 from __future__ import annotations
@@ -36,6 +40,7 @@ FLAG_BITS: dict[str, int] = {
     "BAD_FIBERSTATUS": 4,
     "NO_PREDICTION": 5,
     "MISSING_ARM": 6,
+    "POOR_FIT": 7,
 }
 """Bit number of each quality flag in the ``flag`` column."""
 
@@ -52,8 +57,8 @@ def quality_flags(
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(flag, label_range_flag)`` of each row (bits: :data:`FLAG_BITS`, module docstring).
 
-    ``table`` holds snr, vrad_kms, COADD_FIBERSTATUS, input_distance and each label with
-    its ``_err``. ``label_range_flag`` has bit i set when label i is outside its range.
+    ``table`` holds snr, vrad_kms, COADD_FIBERSTATUS, input_distance, each label with
+    its ``_err`` and optionally ``rchi2`` (absent or NaN: POOR_FIT is not set). ``label_range_flag`` has bit i set when label i is outside its range.
     ``label_trained`` (bool per label, default all): labels the model had no training data
     for are always NaN and do not set NO_PREDICTION. ``missing_arm`` (bool per row, default
     none): rows with an unusable arm (MISSING_ARM).
@@ -85,11 +90,20 @@ def quality_flags(
             & np.isfinite(distance)
         ),
         "MISSING_ARM": np.zeros(n, bool) if missing_arm is None else np.asarray(missing_arm, bool),
+        "POOR_FIT": _poor_fit(table, flags.max_rchi2),
     }
     flag = np.zeros(n, dtype=np.int32)
     for name, is_set in bits.items():
         flag |= np.where(is_set, np.int32(1 << FLAG_BITS[name]), np.int32(0))
     return flag, label_range_flag
+
+
+def _poor_fit(table: pd.DataFrame, max_rchi2: float) -> np.ndarray:
+    """POOR_FIT per row: ``rchi2`` > ``max_rchi2`` (False without the column or where NaN)."""
+    if "rchi2" not in table.columns:
+        return np.zeros(len(table), bool)
+    with np.errstate(invalid="ignore"):
+        return table["rchi2"].to_numpy(np.float64) > max_rchi2
 
 
 def _range_columns(label_names: Sequence[str], range_labels: Sequence[str] | None) -> np.ndarray:

@@ -384,6 +384,7 @@ def _run_selected(coadds: CoaddPaths, selected: list[str], predictor: LabelPredi
         "bundle_is_mock": bool(predictor.is_mock),
         "ood_threshold": float(predictor.ood_threshold),
         "min_snr": float(settings.flags.min_snr),
+        "max_rchi2": float(settings.flags.max_rchi2),
         "partitions": plan.selected,
     }
     if not plan.todo:

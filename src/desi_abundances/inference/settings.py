@@ -15,10 +15,13 @@ class FlagSettings:
         min_snr: spectra with median S/N per pixel below this get LOW_SNR.
         range_labels: labels whose leaving the training range sets LABEL_OUT_OF_RANGE in
             ``flag`` (None: every label); ``label_range_flag`` always has every label's bit.
+        max_rchi2: spectra whose reduced chi-square against the spectrum model at their
+            predicted labels (``rchi2``, ``nn.fit_quality``) exceeds this get POOR_FIT.
     """
 
     min_snr: float = 10.0
     range_labels: tuple[str, ...] | None = None
+    max_rchi2: float = 3.0
 
     def __post_init__(self) -> None:
         if self.range_labels is not None:

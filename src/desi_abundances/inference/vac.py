@@ -30,8 +30,8 @@ from desi_abundances.io.atomic import atomic_write
 
 logger = logging.getLogger(__name__)
 
-VAC_SCHEMA_VERSION = 2
-"""2: PRIMARY and NSPEC; no TUNIT on dex columns (TCOMMn), km s-1."""
+VAC_SCHEMA_VERSION = 3
+"""2: PRIMARY and NSPEC; no TUNIT on dex columns (TCOMMn), km s-1. 3: RCHI2*, POOR_FIT."""
 FITS_UNITS = {"deg", "K", "km s-1"}
 """Units written as TUNITn; others (dex) go to TCOMMn only."""
 COMPUTED = "__computed__"
@@ -74,6 +74,10 @@ def vac_columns(label_names: Sequence[str]) -> list[VacColumn]:
         )
     columns += [
         VacColumn("INPUT_DISTANCE", "input_distance", ">f4", "E", "", "distance to training set"),
+        VacColumn("RCHI2", "rchi2", ">f4", "E", "", "reduced chi2 of the spectrum model fit"),
+        VacColumn("RCHI2_B", "rchi2_b", ">f4", "E", "", "reduced chi2, B arm"),
+        VacColumn("RCHI2_R", "rchi2_r", ">f4", "E", "", "reduced chi2, R arm"),
+        VacColumn("RCHI2_Z", "rchi2_z", ">f4", "E", "", "reduced chi2, Z arm"),
         VacColumn("FLAG", "flag", ">i4", "J", "", "quality bits, 0 = none (FLAGBn)"),
         VacColumn("LABEL_RANGE_FLAG", "label_range_flag", ">i8", "K", "", "bit i: label i off range (LRNGBn)"),
         VacColumn("PRIMARY", COMPUTED, "u1", "L", "", "suggested spectrum of this TARGETID"),

@@ -39,10 +39,11 @@ def bundle_fingerprint(bundle: Any) -> str:
     for name in (
         "architecture", "label_names", "wavelength", "pixel_median", "pixel_iqr", "label_offset",
         "label_scale", "label_min", "label_max", "label_n_train", "preprocessing", "ood_threshold",
+        "error_calibration",
     ):
         value = getattr(bundle, name, None)
-        if value is None:
-            continue
+        if value is None or (name == "error_calibration" and not value):
+            continue  # an uncalibrated bundle keeps the fingerprint it had before the field
         digest.update(name.encode())
         if isinstance(value, np.ndarray) or hasattr(value, "__array__"):
             digest.update(np.ascontiguousarray(np.asarray(value)).tobytes())

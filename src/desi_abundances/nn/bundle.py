@@ -37,6 +37,9 @@ class ModelBundle:
         versions: package versions and bundle format.
         is_mock: trained on mock data.
         metrics: optional summary figures (validation scatter...), informational.
+        error_calibration: ``{"net_scale": [a_k], "model_scale": [c_k]}`` per label
+            (``nn.calibration``, fitted on the validation split); empty: the network's own
+            errors are reported.
     """
 
     state_dict: dict[str, torch.Tensor]
@@ -55,6 +58,7 @@ class ModelBundle:
     is_mock: bool
     label_n_train: np.ndarray | None = None
     metrics: dict[str, float] = field(default_factory=dict)
+    error_calibration: dict[str, list[float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         n_pixels, n_labels = self.wavelength.size, len(self.label_names)

@@ -27,6 +27,8 @@ ARRAY_FIELDS = ("wavelength", "pixel_median", "pixel_iqr", "label_offset", "labe
                 "label_min", "label_max", "label_n_train")
 JSON_FIELDS = ("architecture", "label_names", "preprocessing", "ood_threshold", "versions",
                "is_mock", "metrics")
+OPTIONAL_JSON_FIELDS = ("error_calibration",)
+"""JSON fields a bundle may lack (written by older code): their defaults apply."""
 
 
 class BundleReadError(OSError):
@@ -42,7 +44,7 @@ def save_bundle(bundle: ModelBundle, path: str | Path) -> None:
     }
     for name in ARRAY_FIELDS:
         tensors[name] = torch.from_numpy(np.array(getattr(bundle, name)))  # a writable copy
-    meta = {name: getattr(bundle, name) for name in JSON_FIELDS}
+    meta = {name: getattr(bundle, name) for name in JSON_FIELDS + OPTIONAL_JSON_FIELDS}
     meta["ood_threshold"] = float(meta["ood_threshold"])
     meta["is_mock"] = bool(meta["is_mock"])
     metadata = {"bundle": json.dumps(meta, allow_nan=True), "format": str(BUNDLE_FORMAT_VERSION)}
@@ -92,4 +94,6 @@ def load_bundle(path: str | Path) -> ModelBundle:
     state_dict = {name[len(STATE_PREFIX):]: tensor for name, tensor in tensors.items()
                   if name.startswith(STATE_PREFIX)}
     arrays = {name: tensors[name].numpy() for name in ARRAY_FIELDS}
+    meta = {name: value for name, value in meta.items()
+            if name in JSON_FIELDS + OPTIONAL_JSON_FIELDS}
     return ModelBundle(state_dict=state_dict, **arrays, **meta)

@@ -159,22 +159,28 @@ class LabelNetwork(nn.Module):
         mean, log_variance = out[:, : self.n_labels], out[:, self.n_labels :]
         return mean, log_variance.clamp(-14.0, 6.0)
 
-    def forward(self, inputs: torch.Tensor, input_ivar: torch.Tensor | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, inputs: torch.Tensor, input_ivar: torch.Tensor | None = None,
+                with_hessian: bool = False):
         """Standardised inputs (n, n_inputs) [and their inverse variance, same shape, input
         units, 0 where masked: needed with a refinement] -> (mean, log_variance), each
-        (n, n_labels)."""
+        (n, n_labels); ``with_hessian`` (needs a refinement): also the refinement step's
+        (n, K, K) J^T W J + damping I."""
         skip = self.skip(inputs) if self.skip is not None else None
-        delta = None
+        delta = hessian = None
         if self.refinement is not None:
-            delta = self.refinement_step(inputs, input_ivar, skip)
+            if with_hessian:
+                step, hessian = self.refinement.step(inputs, self._require_ivar(input_ivar),
+                                                     skip, with_hessian=True)
+                delta = self.refinement.scatter(step, self.n_labels)
+            else:
+                delta = self.refinement_step(inputs, input_ivar, skip)
         components = inputs if self.projection is None else self.projection(inputs)
         mean, log_variance = self.mlp(self.mlp_features(components, skip, delta))
         if skip is not None:
             mean = mean + skip
         if delta is not None:
             mean = mean + delta
-        return mean, log_variance
+        return (mean, log_variance, hessian) if with_hessian else (mean, log_variance)
 
 
 def build_network(architecture: dict[str, Any]) -> LabelNetwork:

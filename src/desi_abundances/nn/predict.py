@@ -12,6 +12,14 @@ import pandas as pd
 import torch
 
 from desi_abundances.nn.bundle import ModelBundle
+from desi_abundances.nn.calibration import combined_error
+from desi_abundances.nn.fit_quality import (
+    CHI2_COLUMNS,
+    arm_matrix,
+    fisher_variance,
+    hessian_variance,
+    reduced_chi2,
+)
 from desi_abundances.spectra import Spectra, kernels, preprocessing_settings
 
 IQR_TO_SIGMA = 1.0 / 1.349
@@ -119,7 +127,8 @@ def standardise_with_distance(flux: np.ndarray, ivar: np.ndarray, mask: np.ndarr
 
 def predict_labels(bundle: ModelBundle, spectra: Spectra, batch_size: int = 4096,
                    preprocessing: dict[str, Any] | None = None,
-                   network: torch.nn.Module | None = None, check: bool = True) -> pd.DataFrame:
+                   network: torch.nn.Module | None = None, check: bool = True,
+                   error_parts: bool = False) -> pd.DataFrame:
     """Labels and their uncertainties for preprocessed spectra.
 
     Args:
@@ -131,12 +140,18 @@ def predict_labels(bundle: ModelBundle, spectra: Spectra, batch_size: int = 4096
         network: a prebuilt ``bundle.network()`` to reuse across calls (optional).
         check: False skips ``check_compatible``, for a caller that made the spectra with the
             bundle's own settings and checked the bundle's grid once (``nn.adapter``).
+        error_parts: also return ``<label>_err_net`` (the network's own error) and
+            ``<label>_err_model`` (the spectrum model's noise propagation, NaN for labels it
+            lacks), the two parts of a calibrated ``_err`` (``nn.calibration``).
 
     Returns:
         DataFrame row-matched to ``spectra``: TARGETID, ``<label>`` and ``<label>_err`` for
-        every ``bundle.label_names`` (K for teff, dex otherwise; ``_err`` is the network's
-        1-sigma predictive uncertainty), ``input_distance`` (compare with
-        ``bundle.ood_threshold``). Labels are NaN for spectra with ``rest_frame_ok`` False
+        every ``bundle.label_names`` (K for teff, dex otherwise; ``_err`` is the 1-sigma
+        uncertainty: the network's own, or with ``bundle.error_calibration`` the calibrated
+        combination of it and the spectrum model's, ``nn.calibration.combined_error``), ``input_distance`` (compare with
+        ``bundle.ood_threshold``), ``rchi2``, ``rchi2_b``, ``rchi2_r``, ``rchi2_z`` (reduced
+        chi-square of the spectrum model at the predicted labels, overall and per arm,
+        ``nn.fit_quality``; NaN for a network without a refinement layer). Labels are NaN for spectra with ``rest_frame_ok`` False
         (no usable velocity) or no good pixel, and for labels without training data.
 
     Raises:
@@ -155,33 +170,65 @@ def predict_labels(bundle: ModelBundle, spectra: Spectra, batch_size: int = 4096
     mean = np.empty((n, n_labels), np.float32)
     log_variance = np.empty((n, n_labels), np.float32)
     distance = np.empty(n, np.float64)
-    with_ivar = getattr(network, "refinement", None) is not None
+    refinement = getattr(network, "refinement", None)
+    with_ivar = refinement is not None
+    chi2 = np.full((n, len(CHI2_COLUMNS)), np.nan, np.float32)
+    model_variance = np.full((n, n_labels), np.nan, np.float32)
+    reuse = False
+    if with_ivar:
+        modelled = refinement.label_index.numpy()
+        # the step's own J^T W J + damping I is fisher_variance's matrix when damping = 1
+        reuse = refinement.damping == 1.0
+        arms = torch.from_numpy(arm_matrix(np.asarray(bundle.wavelength)[
+            refinement.pixel_index.numpy()]))
     with torch.inference_mode():
         for start in range(0, n, batch_size):
             rows = slice(start, min(start + batch_size, n))
             inputs, distance[rows], input_ivar = standardise_with_distance(
                 spectra.flux[rows], spectra.ivar[rows], spectra.mask[rows], median, iqr,
                 with_ivar=with_ivar)
-            out_mean, out_log_variance = network(
-                torch.from_numpy(inputs),
-                None if input_ivar is None else torch.from_numpy(input_ivar))
+            outputs = network(torch.from_numpy(inputs),
+                              None if input_ivar is None else torch.from_numpy(input_ivar),
+                              **({"with_hessian": True} if with_ivar and reuse else {}))
+            out_mean, out_log_variance = outputs[0], outputs[1]
             mean[rows] = out_mean.numpy()
             log_variance[rows] = out_log_variance.numpy()
+            if with_ivar:
+                ivar_block = torch.from_numpy(input_ivar)
+                chi2[rows] = reduced_chi2(refinement, torch.from_numpy(inputs), ivar_block,
+                                          out_mean, arms).numpy()
+                block = model_variance[rows]
+                block[:, modelled] = (hessian_variance(outputs[2]) if reuse
+                                      else fisher_variance(refinement, ivar_block)).numpy()
+                model_variance[rows] = block
     offset = np.asarray(bundle.label_offset, np.float64)
     scale = np.asarray(bundle.label_scale, np.float64)
     values = offset + scale * mean
     errors = scale * np.exp(0.5 * log_variance.astype(np.float64))
+    errors_model = scale * np.sqrt(model_variance.astype(np.float64))
+    errors_net = errors.copy()
+    calibration = getattr(bundle, "error_calibration", None) or {}
+    if calibration:
+        for index in range(n_labels):
+            errors[:, index] = combined_error(
+                errors_net[:, index], errors_model[:, index], chi2[:, 0].astype(np.float64),
+                calibration["net_scale"][index], calibration["model_scale"][index])
     unusable = ~np.isfinite(distance)
     if "rest_frame_ok" in spectra.meta.columns:
         unusable |= ~spectra.meta["rest_frame_ok"].to_numpy(bool)
-    values[unusable] = np.nan
-    errors[unusable] = np.nan
     untrained = np.asarray(bundle.label_n_train) <= 0
-    values[:, untrained] = np.nan
-    errors[:, untrained] = np.nan
+    for array in (values, errors, errors_net, errors_model):
+        array[unusable] = np.nan
+        array[:, untrained] = np.nan
+    chi2[unusable] = np.nan
     columns: dict[str, Any] = {"TARGETID": spectra.meta["TARGETID"].to_numpy()}
     for index, label in enumerate(bundle.label_names):
         columns[label] = values[:, index]
         columns[f"{label}_err"] = errors[:, index]
+        if error_parts:
+            columns[f"{label}_err_net"] = errors_net[:, index]
+            columns[f"{label}_err_model"] = errors_model[:, index]
     columns["input_distance"] = distance
+    for index, name in enumerate(CHI2_COLUMNS):
+        columns[name] = chi2[:, index]
     return pd.DataFrame(columns)

@@ -92,8 +92,10 @@ class GaussNewtonRefinement(nn.Module):
         return torch.cat([ones, labels, pairs], dim=1)
 
     def step(self, inputs: torch.Tensor, input_ivar: torch.Tensor,
-             start: torch.Tensor) -> torch.Tensor:
-        """(n, K) update of the model's labels from ``start`` (n, n_labels, all labels).
+             start: torch.Tensor, with_hessian: bool = False):
+        """(n, K) update of the model's labels from ``start`` (n, n_labels, all labels);
+        ``with_hessian``: ``(update, J^T W J + damping I)``, the (n, K, K) matrix of the step
+        (its inverse's diagonal is the model's label variance, ``nn.fit_quality``).
 
         inputs, input_ivar: (n, n_inputs) standardised flux and its inverse variance in input
         units (0 where masked).
@@ -107,7 +109,8 @@ class GaussNewtonRefinement(nn.Module):
         hessian.diagonal(dim1=1, dim2=2).add_(self.damping)
         gradient = residual.mul_(weight) @ self.jacobian  # (n, K)
         delta = torch.linalg.solve(hessian, gradient.unsqueeze(-1)).squeeze(-1)
-        return delta.clamp(-self.max_step, self.max_step)
+        delta = delta.clamp(-self.max_step, self.max_step)
+        return (delta, hessian) if with_hessian else delta
 
     def step_variance(self, input_ivar: torch.Tensor) -> torch.Tensor:
         """(n, K) variance of the step from pixel noise alone (the diagonal of

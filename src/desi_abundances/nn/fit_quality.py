@@ -1,0 +1,86 @@
+"""Fit quality per star: the spectrum rebuilt from its predicted labels with the project's
+data-driven spectrum model, and the reduced chi-square of the difference.
+
+The model is the quadratic spectrum model the network's refinement layer carries in the
+bundle (``nn.refinement.GaussNewtonRefinement``: The Cannon's form, fitted to the training
+split, on the ``refinement_pixels`` pixels where the labels matter most, spread over the
+three arms). Per star, in input units (standardised flux):
+
+    chi2_red = sum_p w_p (x_p - f_p(labels))^2 / n_good,   w_p = ivar_p / (1 + ivar_p s_p^2)
+
+with s_p^2 the model's intrinsic scatter (so a training-like star scores about 1 whatever
+its S/N) and n_good the model pixels not masked; the same per arm (B, R, Z). A galaxy, a
+spectrum at the wrong velocity, a double-lined binary or another instrument's spectrum
+cannot be matched by any single-star label set: its chi2_red is large. One batched matrix
+product per block of spectra (the design matrix times the model coefficients).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from desi_abundances.desi.grids import ARM_WAVELENGTH_RANGE_ANGSTROM, ARMS
+
+CHI2_COLUMNS = ("rchi2", "rchi2_b", "rchi2_r", "rchi2_z")
+"""Per-star output columns: overall and per arm."""
+
+
+def arm_boundaries() -> tuple[float, float]:
+    """Rest-frame wavelengths (Angstrom) splitting B/R and R/Z: the middle of each overlap."""
+    b, r, z = (ARM_WAVELENGTH_RANGE_ANGSTROM[arm] for arm in ARMS)
+    return 0.5 * (r[0] + b[1]), 0.5 * (z[0] + r[1])
+
+
+def arm_matrix(wavelength: np.ndarray) -> np.ndarray:
+    """(P, 4) float32 one-hot columns: all pixels, then B, R, Z by :func:`arm_boundaries`."""
+    wavelength = np.asarray(wavelength, np.float64)
+    b_r, r_z = arm_boundaries()
+    arm = np.where(wavelength < b_r, 0, np.where(wavelength < r_z, 1, 2))
+    matrix = np.zeros((wavelength.size, 4), np.float32)
+    matrix[:, 0] = 1.0
+    matrix[np.arange(wavelength.size), 1 + arm] = 1.0
+    return matrix
+
+
+def reduced_chi2(refinement, inputs: torch.Tensor, input_ivar: torch.Tensor,
+                 labels: torch.Tensor, arms: torch.Tensor) -> torch.Tensor:
+    """(n, 4) reduced chi-square (overall, B, R, Z) of the model at ``labels``.
+
+    Args:
+        refinement: the network's ``GaussNewtonRefinement`` (model, pixels, scatter).
+        inputs, input_ivar: (n, n_inputs) standardised flux and its inverse variance
+            (input units, 0 where masked).
+        labels: (n, n_labels) predicted labels, standardised (all the network's labels).
+        arms: (P, 4) :func:`arm_matrix` of the model's pixels.
+
+    Returns NaN where a star has no good model pixel (in that arm).
+    """
+    pixels = refinement.pixel_index
+    flux = torch.index_select(inputs, 1, pixels)
+    ivar = torch.index_select(input_ivar, 1, pixels)
+    weight = refinement.weight(ivar, refinement.intrinsic_variance)
+    model = refinement.design(labels[:, refinement.label_index]) @ refinement.coefficients
+    terms = (flux - model).square_().mul_(weight)
+    n_good = (ivar > 0).to(terms.dtype) @ arms
+    chi2 = terms @ arms
+    return torch.where(n_good > 0, chi2 / n_good.clamp(min=1.0),
+                       torch.full_like(chi2, float("nan")))
+
+
+def hessian_variance(hessian: torch.Tensor) -> torch.Tensor:
+    """(n, K) diagonal of the inverse of (n, K, K) matrices J^T W J + prior I (Cholesky)."""
+    factor = torch.linalg.cholesky(hessian)
+    eye = torch.eye(hessian.shape[-1], dtype=hessian.dtype, device=hessian.device)
+    return torch.cholesky_solve(eye.expand_as(hessian), factor).diagonal(dim1=1, dim2=2)
+
+
+def fisher_variance(refinement, input_ivar: torch.Tensor, prior: float = 1.0) -> torch.Tensor:
+    """(n, K) variance of the model's labels (standardised units) from this star's own pixel
+    noise: the diagonal of (J^T W J + prior I)^-1, J the model's Jacobian at the median star,
+    W the pixel weights (noise and intrinsic scatter). ``prior``: a unit Gaussian prior in
+    standardised labels keeps the variance finite where the spectrum says nothing."""
+    weight = refinement.weight(torch.index_select(input_ivar, 1, refinement.pixel_index),
+                               refinement.intrinsic_variance)
+    fisher = refinement.fisher(weight)
+    fisher.diagonal(dim1=1, dim2=2).add_(prior)
+    return hessian_variance(fisher)
