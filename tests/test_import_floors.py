@@ -24,7 +24,7 @@ FLOORS: dict[str, int] = {
     # 5: evaluation, figures, the emulator (registers itself as a spectral model)
     "evaluation": 5, "plots": 5, "emulator": 5,
     # 5: science from the catalogue (the notebooks' helpers: halo selection, sequences)
-    "science": 5,
+    "galactic": 5,
     # 6: applications: inference, the mock survey, the real-star library, Kedro dataset wrappers
     "inference": 6, "mock": 6, "real_stars": 6, "datasets": 6,
     # 7: Kedro glue

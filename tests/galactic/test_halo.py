@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from astropy.coordinates import SkyCoord
 
-from desi_abundances.science.halo import (
+from desi_abundances.galactic.halo import (
     alpha_sequence_of,
     gaia_by_targetid,
     galactocentric_frame,

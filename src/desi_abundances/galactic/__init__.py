@@ -1,0 +1,1 @@
+"""Galactic archaeology from the value-added catalogue: what a user does with it (the notebooks' helpers)."""

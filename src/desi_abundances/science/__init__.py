@@ -1,1 +1,0 @@
-"""Science from the value-added catalogue: what a user does with it (the notebooks' helpers)."""
