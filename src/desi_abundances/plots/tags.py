@@ -9,18 +9,17 @@ GENERIC_REAL = "REAL data"
 
 
 def tag_figure(figure: Figure, data_name: str | None) -> Figure:
-    """``figure`` with ``data_name`` in its suptitle: it replaces a leading "REAL data",
-    otherwise it is put in front of the title (or becomes the title); None or "" leaves the
-    figure as it is."""
+    """``figure`` with ``data_name`` as the first line of its suptitle: it replaces a leading
+    "REAL data", otherwise it goes above the title (or becomes the title); None or "" leaves
+    the figure as it is."""
     if not data_name:
         return figure
     title = figure.get_suptitle()
-    if title.startswith(GENERIC_REAL):
-        text = data_name + title[len(GENERIC_REAL):]
-    elif data_name in title:
+    if data_name in title:
         return figure
-    else:
-        text = f"{data_name} - {title}" if title else data_name
+    if title.startswith(GENERIC_REAL):
+        title = title[len(GENERIC_REAL):].lstrip(" -")
+    text = f"{data_name}\n{title}" if title else data_name
     suptitle = getattr(figure, "_suptitle", None)  # keep the title's own font size
     if suptitle is not None:
         suptitle.set_text(text)
