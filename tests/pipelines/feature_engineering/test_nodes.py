@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from synthetic_coadds import make_coadd
+from tiny_real_stars import STRATA, tiny_library_spectra
 
 from desi_abundances.datasets.processed_spectra import ProcessedSpectraDataset
 from desi_abundances.nn.data import fit_pixel_standardisation, label_table, split_targets
@@ -140,3 +141,20 @@ def test_processed_spectra_real_mock_flag_false(tmp_path):
     dataset = ProcessedSpectraDataset(str(tmp_path / "s.fits"))
     dataset.save(spectra)
     assert dataset.load().meta.attrs["is_mock"] is False
+
+
+def test_split_method_stratified_keeps_each_library_in_proportion():
+    spectra, crossmatch = tiny_library_spectra(n=400)
+    params = {"split": {"seed": 3, "fractions": {"train": 0.5, "validation": 0.25, "test": 0.25},
+                        "method": "stratified", "strata": STRATA}}
+    split = split_training_set(spectra, params, crossmatch)
+    joined = split.merge(crossmatch, on="TARGETID")
+    share = pd.crosstab(joined["LIBRARY"], joined["split"], normalize="index")
+    np.testing.assert_allclose(share["test"], 0.25, atol=0.03)
+    # the default stays the seeded random split, whatever the crossmatch holds
+    random = {"split": {k: v for k, v in params["split"].items() if k in ("seed", "fractions")}}
+    pd.testing.assert_frame_equal(
+        split_training_set(spectra, random, crossmatch),
+        split_targets(spectra.meta["TARGETID"].to_numpy(), random["split"]["fractions"], 3))
+    with pytest.raises(ValueError, match="random or stratified"):
+        split_training_set(spectra, {"split": {**params["split"], "method": "kfold"}})

@@ -13,8 +13,9 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from desi_abundances import plots
-from desi_abundances.evaluation import information_limit, methods, metrics, report, split
+from desi_abundances.evaluation import groups, information_limit, methods, metrics, report, split
 from desi_abundances.evaluation.weak_labels import weak_labels
+from desi_abundances.plots.tags import tag_figure
 from desi_abundances.spectra import Spectra
 
 METHODS = report.METHODS
@@ -68,6 +69,12 @@ def compute_metrics(test_predictions: pd.DataFrame, labels: list[str], settings:
     """metrics.json content, the MLflow metrics and the Markdown table of the methods."""
     content, flat, markdown = report.metrics_report(test_predictions, labels, settings, is_mock,
                                                     network_seconds, ridge_info, cannon_info)
+    by_group = groups.table_group_metrics(test_predictions, labels, settings)
+    content = groups.attach(content, by_group)
+    flat.update(groups.flat_group_metrics(by_group))
+    section = groups.markdown(by_group, list(labels))
+    if section:
+        markdown = markdown.rstrip("\n") + "\n\n" + section
     return content, metrics.mlflow_metrics_history(flat), markdown
 
 
@@ -80,7 +87,8 @@ def compute_information_limit(test_spectra: Spectra, test_predictions: pd.DataFr
     content, bounds, flat = information_limit.run(test_spectra, test_predictions, labels,
                                                   settings, is_mock, mock_survey)
     weak = weak_labels(content, settings.get("weak_labels"))
-    figure = plots.plot_information_limit(bounds, content, labels, is_mock, weak)
+    figure = tag_figure(plots.plot_information_limit(bounds, content, labels, is_mock, weak),
+                        settings.get("data_name"))
     return content, bounds, (metrics.mlflow_metrics_history(flat) if flat else {}), figure
 
 
@@ -98,31 +106,39 @@ def _weak(cramer_rao: dict[str, Any], settings: dict[str, Any]) -> dict[str, str
 
 def plot_one_to_one(table: pd.DataFrame, labels: list[str], is_mock: bool,
                     cramer_rao: dict[str, Any], settings: dict[str, Any]) -> Figure:
-    return plots.one_to_one(table, labels, "network", is_mock, _weak(cramer_rao, settings))
+    return tag_figure(plots.one_to_one(table, labels, "network", is_mock,
+                                       _weak(cramer_rao, settings)), settings.get("data_name"))
 
 
 def plot_residuals_vs_snr(table: pd.DataFrame, labels: list[str], settings: dict[str, Any],
                           is_mock: bool, cramer_rao: dict[str, Any]) -> Figure:
-    return plots.residuals_vs_snr(table, labels, "network", settings.get("snr_bin_edges"),
-                                  is_mock, _weak(cramer_rao, settings))
+    return tag_figure(plots.residuals_vs_snr(table, labels, "network", settings.get("snr_bin_edges"),
+                                             is_mock, _weak(cramer_rao, settings)),
+                      settings.get("data_name"))
 
 
-def plot_kiel(table: pd.DataFrame, is_mock: bool) -> Figure:
-    return plots.kiel_diagram(table, "network", is_mock)
+def plot_kiel(table: pd.DataFrame, is_mock: bool, settings: dict[str, Any] | None = None
+              ) -> Figure:
+    return tag_figure(plots.kiel_diagram(table, "network", is_mock),
+                      (settings or {}).get("data_name"))
 
 
-def plot_mg_fe_vs_fe_h(table: pd.DataFrame, is_mock: bool) -> Figure:
-    return plots.mg_fe_vs_fe_h(table, "network", is_mock)
+def plot_mg_fe_vs_fe_h(table: pd.DataFrame, is_mock: bool,
+                       settings: dict[str, Any] | None = None) -> Figure:
+    return tag_figure(plots.mg_fe_vs_fe_h(table, "network", is_mock),
+                      (settings or {}).get("data_name"))
 
 
 def plot_calibration(table: pd.DataFrame, labels: list[str], is_mock: bool,
                      cramer_rao: dict[str, Any], settings: dict[str, Any]) -> Figure:
-    return plots.uncertainty_calibration(table, labels, METHODS, is_mock,
-                                         _weak(cramer_rao, settings))
+    return tag_figure(plots.uncertainty_calibration(table, labels, METHODS, is_mock,
+                                                    _weak(cramer_rao, settings)),
+                      settings.get("data_name"))
 
 
 def plot_method_comparison(metrics_report: dict[str, Any], labels: list[str],
                            is_mock: bool, cramer_rao: dict[str, Any],
                            settings: dict[str, Any]) -> Figure:
-    return plots.method_comparison({m: metrics_report[m] for m in METHODS}, labels, is_mock,
-                                   _weak(cramer_rao, settings))
+    return tag_figure(plots.method_comparison({m: metrics_report[m] for m in METHODS}, labels,
+                                              is_mock, _weak(cramer_rao, settings)),
+                      settings.get("data_name"))

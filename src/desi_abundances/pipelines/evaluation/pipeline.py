@@ -94,13 +94,13 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 nodes.plot_kiel,
-                inputs=["test_predictions", "evaluation_is_mock"],
+                inputs=["test_predictions", "evaluation_is_mock", "params:evaluation"],
                 outputs="evaluation_kiel_diagram_figure",
                 name="plot_kiel_diagram",
             ),
             Node(
                 nodes.plot_mg_fe_vs_fe_h,
-                inputs=["test_predictions", "evaluation_is_mock"],
+                inputs=["test_predictions", "evaluation_is_mock", "params:evaluation"],
                 outputs="evaluation_mg_fe_vs_fe_h_figure",
                 name="plot_mg_fe_vs_fe_h",
             ),

@@ -13,6 +13,7 @@ from desi_abundances.nn.data import (
     label_table,
     split_targets,
 )
+from desi_abundances.nn.splits import star_strata, stratified_split
 from desi_abundances.spectra import CoaddSpectra, Spectra
 
 logger = logging.getLogger(__name__)
@@ -82,11 +83,22 @@ def build_training_spectra(stacked_spectra: CoaddSpectra, spectra_metadata: pd.D
     return spectra
 
 
-def split_training_set(training_spectra: Spectra, params: dict[str, Any]) -> pd.DataFrame:
-    """Seeded train/validation/test split of the training TARGETIDs."""
+def split_training_set(training_spectra: Spectra, params: dict[str, Any],
+                       crossmatch: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Seeded train/validation/test split of the training TARGETIDs: random (``split.method``
+    absent or ``random``, the default) or ``stratified`` by ``split.strata`` (label bins and
+    crossmatch group columns such as LIBRARY; ``nn.splits``)."""
     split = params["split"]
-    data_split = split_targets(training_spectra.meta["TARGETID"].to_numpy(),
-                               split["fractions"], int(split["seed"]))
+    method = split.get("method", "random")
+    ids = training_spectra.meta["TARGETID"].to_numpy()
+    if method == "random":
+        data_split = split_targets(ids, split["fractions"], int(split["seed"]))
+    elif method == "stratified":
+        keys = star_strata(training_spectra.meta, split.get("strata", {}), crossmatch)
+        data_split = stratified_split(ids, keys, split["fractions"], int(split["seed"]))
+    else:
+        raise FeatureEngineeringError(f"feature_engineering.split.method must be random or "
+                                      f"stratified, got {method!r}")
     logger.info("split sizes: %s", data_split["split"].value_counts().to_dict())
     return data_split
 

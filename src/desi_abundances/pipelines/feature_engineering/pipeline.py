@@ -22,7 +22,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 split_training_set,
-                inputs=["training_spectra", "params:feature_engineering"],
+                inputs=["training_spectra", "params:feature_engineering", "crossmatch"],
                 outputs="data_split",
                 name="split_training_set",
             ),
