@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 from pathlib import Path
 
 import faulty_coadds as fc
@@ -25,6 +26,7 @@ from inference_fakes import (
     write_survey,
 )
 from safetensors.torch import save_file
+from survey_tables import make_apogee, make_coadd, make_mws
 
 from desi_abundances.inference import (
     FLAG_BITS,
@@ -42,7 +44,7 @@ from desi_abundances.io.fits_table import FitsReadError
 from desi_abundances.io.locks import OutputLockedError, output_lock
 from desi_abundances.nn.bundle_io import BUNDLE_FORMAT_VERSION, BundleReadError, load_bundle
 from desi_abundances.pipelines.crossmatch.nodes import require_pairs
-from desi_abundances.pipelines.data_ingestion.nodes import check_unique_targets
+from desi_abundances.pipelines.data_ingestion.nodes import check_unique_targets, ingest_spectra
 from desi_abundances.pipelines.feature_engineering.nodes import (
     FeatureEngineeringError,
     check_label_targets,
@@ -226,6 +228,82 @@ def test_second_run_on_the_same_outputs_is_refused(survey):
         run_inference(coadd_partitions(root), FakePredictor(), velocities(rvtab(coadds)),
                       settings, LABELS)
     assert snapshot(Path(settings.per_coadd_dir)) == {}
+
+
+# --- garbled FIBERMAP rows: a counted, logged skip naming HDU, column and row ----------------
+
+GARBLED_MESSAGE = (
+    "HDU 'FIBERMAP': 6 garbled row(s) skipped: column 'OBJTYPE' (not a fibre code "
+    "TGT/SKY/NON/BAD) in row(s) 4 ('XYZ'); column 'TARGETID' (not a positive integer) in row(s) "
+    "0 (-5); column 'TARGET_RA' (not a finite angle in [0, 360] deg) in row(s) 2 (nan); column "
+    "'TARGET_DEC' (not a finite angle in [-90, 90] deg) in row(s) 3 (95.0); column "
+    "'COADD_FIBERSTATUS' (not an integer) in row(s) 5 (0.5); column 'REF_CAT' (bytes that do "
+    "not decode as ASCII) in row(s) 6 ('\ufffd\ufffd')"
+)
+GARBLED_COUNTS = {f"garbled_fibermap:{column}": 1 for column in
+                  ("OBJTYPE", "TARGETID", "TARGET_RA", "TARGET_DEC", "COADD_FIBERSTATUS", "REF_CAT")}
+
+
+def test_garbled_fibermap_rows_are_counted_skips_in_inference(tmp_path, caplog):
+    root = tmp_path / "healpix"
+    coadds = write_survey(root, [11], n_spectra=9)  # the last is not in the MWS catalogue
+    path = root / f"{partition_id(11)}.fits"
+    coadd = read_coadd(path)
+    coadd.fibermap["REF_CAT"] = "G2"
+    fc.garble_fibermap(coadd, [0, 2, 3, 4, 5])
+    fc.write_tiny(path, coadd)
+    fc.garble_text(path, "REF_CAT", 6)
+    settings = InferenceSettings(per_coadd_dir=str(tmp_path / "per_coadd"),
+                                 vac_filepath=str(tmp_path / "vac.fits"), progress=False)
+    with caplog.at_level(logging.INFO):
+        report = run_inference(coadd_partitions(root), FakePredictor(), velocities(rvtab(coadds)),
+                               settings, LABELS)
+    assert f"coadd {partition_id(11)}: {GARBLED_MESSAGE}" in caplog.text
+    assert ("2 of 9 spectra selected (garbled FIBERMAP rows 6 (OBJTYPE 1, TARGETID 1, TARGET_RA 1, "
+            "TARGET_DEC 1, COADD_FIBERSTATUS 1, REF_CAT 1), not science targets 0, not in the MWS "
+            "catalogue 1)") in caplog.text
+    targets = report["targets"]
+    assert targets["garbled_fibermap"] == 6 and targets["selected"] == 2
+    assert targets["not_in_mws_catalogue"] == 1
+    assert targets["not_science_target"] == 0  # the garbled OBJTYPE is counted once, as garbled
+    assert {k: v for k, v in targets.items() if k.startswith("garbled_fibermap:")} == GARBLED_COUNTS
+    table = pd.read_parquet(output_path(settings.per_coadd_dir, partition_id(11)))
+    ids = coadds[11].fibermap["TARGETID"].to_numpy()
+    assert table["TARGETID"].tolist() == ids[[1, 7]].tolist()  # row 1: bad fibre, kept, flagged
+    assert np.isfinite(table[["TARGET_RA", "TARGET_DEC"]].to_numpy()).all()
+    assert table["COADD_FIBERSTATUS"].tolist() == [8, 0]
+
+
+def test_garbled_fibermap_rows_are_counted_skips_in_ingestion(caplog):
+    good = {"TARGET_RA": 10.0, "TARGET_DEC": 5.0}
+    coadd = make_coadd([
+        {"TARGETID": 1, **good},
+        {"TARGETID": 2, "TARGET_RA": np.nan, "TARGET_DEC": 5.0},   # no NaN into the crossmatch
+        {"TARGETID": 3, **good, "MWS_TARGET": np.nan},
+        {"TARGETID": 4, **good, "COADD_FIBERSTATUS": 0.5},         # not read as a good fibre
+        {"TARGETID": 0, **good},
+        {"TARGETID": 6, **good, "OBJTYPE": "T\ufffdT"},
+        {"TARGETID": -7, "TARGET_RA": np.nan, "TARGET_DEC": np.nan, "OBJTYPE": "SKY"},  # fine
+    ])
+    pid = "main/bright/12/1234/coadd-main-bright-1234"
+    mws = make_mws([{"TARGETID": i, "SURVEY": "main", "PROGRAM": "bright"} for i in (1, 2, 3, 4, 6)])
+    apogee = make_apogee([{"APOGEE_ID": "2M-A", "RA": 10.0, "DEC": 5.0}])
+    params = {"selection": {"require_good_fiberstatus": True, "objtype": "TGT",
+                            "target_bitmask_columns": ["MWS_TARGET"]},
+              "prefilter_radius_arcsec": 5.0, "apogee_epoch_yr": 2000.0,
+              "mws_rvtab_columns": ["VRAD", "RVS_WARN", "SUCCESS"]}
+    with caplog.at_level(logging.INFO):
+        _, metadata = ingest_spectra({pid: lambda: coadd}, mws, apogee, params)
+    assert metadata["TARGETID"].tolist() == [1]
+    assert (f"{pid}: HDU 'FIBERMAP': 5 garbled row(s) skipped: column 'OBJTYPE' (not a fibre code "
+            "TGT/SKY/NON/BAD) in row(s) 5 ('T\ufffdT'); column 'TARGETID' (not a positive "
+            "integer) in row(s) 4 (0); column 'TARGET_RA' (not a finite angle in [0, 360] deg) in "
+            "row(s) 1 (nan); column 'COADD_FIBERSTATUS' (not an integer) in row(s) 3 (0.5); "
+            "column 'MWS_TARGET' (not an integer) in row(s) 2 (nan)") in caplog.text
+    assert ("1 of 7 spectra kept (near an APOGEE star); rejected: garbled FIBERMAP row 5 (OBJTYPE "
+            "1, TARGETID 1, TARGET_RA 1, COADD_FIBERSTATUS 1, MWS_TARGET 1), bad fibre 0, not a "
+            "science target 1, not an MWS target 0") in caplog.text
+    assert "5 garbled FIBERMAP rows skipped (OBJTYPE 1," in caplog.text
 
 
 # --- ingestion, crossmatch, feature engineering ---------------------------------------------

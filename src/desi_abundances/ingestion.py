@@ -2,7 +2,8 @@
 
 From raw survey products to the candidate training spectra:
 
-* which FIBERMAP rows are usable stellar targets (:func:`stellar_target_mask`);
+* which FIBERMAP rows are usable stellar targets (:func:`stellar_target_mask`), never a
+  garbled row (:func:`garbled_fibermap_rows`, counted by :func:`rejection_counts`);
 * where a coadd comes from (:func:`coadd_provenance`: SURVEY, PROGRAM, HEALPIX, by the rule
   of :mod:`desi_abundances.desi.provenance`);
 * the MWS value-added catalogue as one table keyed on (TARGETID, SURVEY, PROGRAM)
@@ -29,6 +30,13 @@ from astropy.coordinates import SkyCoord
 
 from desi_abundances.constants import ALL_LABEL_COLUMNS
 from desi_abundances.desi.astrometry import propagate_positions
+from desi_abundances.desi.fibermap import (
+    any_garbled,
+    garbled_counts,
+    garbled_rows,
+    integer_values,
+    objtype_codes,
+)
 from desi_abundances.desi.provenance import ProvenanceError, normalise_keys
 from desi_abundances.desi.provenance import coadd_provenance as _coadd_provenance
 from desi_abundances.spectra import ArmSpectra, CoaddSpectra
@@ -70,8 +78,20 @@ def require_columns(table: pd.DataFrame, columns: Iterable[str], where: str) -> 
         raise IngestionError(f"{where} lacks column(s) {missing}")
 
 
-def stellar_target_mask(fibermap: pd.DataFrame, selection: Mapping[str, Any], where: str) -> np.ndarray:
-    """Boolean mask of the FIBERMAP rows that are usable stellar targets.
+def garbled_fibermap_rows(fibermap: pd.DataFrame, selection: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """``{column: mask}`` of the garbled FIBERMAP rows (``desi.fibermap.garbled_rows``) among
+    those the selection would use: OBJTYPE ``selection.objtype`` (all rows when null),
+    with the configured ``target_bitmask_columns`` checked as integers."""
+    objtype = selection.get("objtype")
+    used = (objtype_codes(fibermap["OBJTYPE"]) == str(objtype).strip().upper()
+            if objtype and "OBJTYPE" in fibermap.columns else None)
+    return garbled_rows(fibermap, used, selection.get("target_bitmask_columns") or [])
+
+
+def stellar_target_mask(fibermap: pd.DataFrame, selection: Mapping[str, Any], where: str,
+                        garbled: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
+    """Boolean mask of the FIBERMAP rows that are usable stellar targets (never a garbled
+    row: :func:`garbled_fibermap_rows`, or ``garbled`` when given).
 
     Args:
         fibermap: a coadd's FIBERMAP.
@@ -80,10 +100,12 @@ def stellar_target_mask(fibermap: pd.DataFrame, selection: Mapping[str, Any], wh
             of these bitmask columns is non-zero, e.g. ``[MWS_TARGET]``; empty keeps all).
         where: file name for error messages.
     """
-    keep = np.ones(len(fibermap), dtype=bool)
+    if garbled is None:
+        garbled = garbled_fibermap_rows(fibermap, selection)
+    keep = ~any_garbled(garbled, len(fibermap))
     if selection.get("require_good_fiberstatus", True):
         require_columns(fibermap, ["COADD_FIBERSTATUS"], f"{where} FIBERMAP")
-        keep &= fibermap["COADD_FIBERSTATUS"].to_numpy() == 0
+        keep &= integer_values(fibermap["COADD_FIBERSTATUS"])[0] == 0
     objtype = selection.get("objtype")
     if objtype:
         require_columns(fibermap, ["OBJTYPE"], f"{where} FIBERMAP")
@@ -96,11 +118,16 @@ def stellar_target_mask(fibermap: pd.DataFrame, selection: Mapping[str, Any], wh
             raise IngestionError(
                 f"{where} FIBERMAP has none of the target bitmask columns {bitmask_columns}"
             )
-        targeted = np.zeros(len(fibermap), dtype=bool)
-        for column in present:
-            targeted |= fibermap[column].fillna(0).to_numpy().astype(np.int64) != 0
-        keep &= targeted
+        keep &= _targeted(fibermap, present)
     return keep
+
+
+def _targeted(fibermap: pd.DataFrame, columns: Iterable[str]) -> np.ndarray:
+    """Rows with any of the bitmask ``columns`` non-zero (a garbled value counts as zero)."""
+    targeted = np.zeros(len(fibermap), dtype=bool)
+    for column in columns:
+        targeted |= integer_values(fibermap[column])[0] != 0
+    return targeted
 
 
 class CoaddSkipped(IngestionError):
@@ -108,22 +135,28 @@ class CoaddSkipped(IngestionError):
     with this reason; the run goes on."""
 
 
-def rejection_counts(fibermap: pd.DataFrame, selection: Mapping[str, Any]) -> dict[str, int]:
+def rejection_counts(fibermap: pd.DataFrame, selection: Mapping[str, Any],
+                     garbled: Mapping[str, np.ndarray] | None = None) -> dict[str, int]:
     """Rows failing each criterion of :func:`stellar_target_mask` (a row may fail several):
-    ``bad_fibre`` (COADD_FIBERSTATUS != 0), ``not_science_target`` (OBJTYPE differs) and
-    ``not_mws_target`` (every target bitmask column zero); criteria not configured count 0."""
+    ``garbled_fibermap`` (and ``garbled_fibermap:<COLUMN>`` per column, see
+    ``desi.fibermap``), then among the other rows ``bad_fibre`` (COADD_FIBERSTATUS != 0),
+    ``not_science_target`` (OBJTYPE differs) and ``not_mws_target`` (every target bitmask
+    column zero); criteria not configured count 0."""
+    if garbled is None:
+        garbled = garbled_fibermap_rows(fibermap, selection)
+    clean = ~any_garbled(garbled, len(fibermap))
     counts = {"bad_fibre": 0, "not_science_target": 0, "not_mws_target": 0}
     if selection.get("require_good_fiberstatus", True) and "COADD_FIBERSTATUS" in fibermap.columns:
-        counts["bad_fibre"] = int((fibermap["COADD_FIBERSTATUS"].to_numpy() != 0).sum())
+        status = integer_values(fibermap["COADD_FIBERSTATUS"])[0]
+        counts["bad_fibre"] = int((clean & (status != 0)).sum())
     objtype = selection.get("objtype")
     if objtype and "OBJTYPE" in fibermap.columns:
-        counts["not_science_target"] = int((strip_strings(fibermap[["OBJTYPE"]])["OBJTYPE"] != objtype).sum())
+        other = (strip_strings(fibermap[["OBJTYPE"]])["OBJTYPE"] != objtype).to_numpy()
+        counts["not_science_target"] = int((clean & other).sum())
     present = [c for c in selection.get("target_bitmask_columns") or [] if c in fibermap.columns]
     if present:
-        targeted = np.zeros(len(fibermap), dtype=bool)
-        for column in present:
-            targeted |= fibermap[column].fillna(0).to_numpy().astype(np.int64) != 0
-        counts["not_mws_target"] = int((~targeted).sum())
+        counts["not_mws_target"] = int((clean & ~_targeted(fibermap, present)).sum())
+    counts.update(garbled_counts(garbled, len(fibermap)))
     return counts
 
 

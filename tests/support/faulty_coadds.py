@@ -1,6 +1,7 @@
 """Tiny DESI coadd files and the faults a bad day brings to them (fault-injection tests):
 cut at an HDU boundary or inside a data unit, an HDU dropped, a header card garbled, the END
-card destroyed, a data unit corrupted under a CHECKSUM, repeated TARGETIDs, a bad arm."""
+card destroyed, a data unit corrupted under a CHECKSUM, repeated TARGETIDs, a bad arm, garbled
+FIBERMAP rows (a value no DESI file holds, bytes that do not decode)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -97,4 +98,40 @@ def flip_data_byte(path: Path, extname: str, offset: int = 10) -> None:
     position = hdu_offsets(path)[extname][1] + offset
     data = bytearray(path.read_bytes())
     data[position] ^= 0x5A
+    path.write_bytes(bytes(data))
+
+
+GARBLED_VALUES = {
+    "TARGETID": -5,                 # a target's TARGETID is positive
+    "TARGET_RA": np.nan,            # not a finite angle
+    "TARGET_DEC": 95.0,             # beyond the pole
+    "OBJTYPE": "XYZ",               # not a fibre code TGT/SKY/NON/BAD
+    "COADD_FIBERSTATUS": 0.5,       # not an integer (the column becomes float)
+}
+"""One garbled value per column: :func:`garble_fibermap` puts the i-th in row ``rows[i]``."""
+
+
+def garble_fibermap(coadd: CoaddSpectra, rows: list[int],
+                    values: dict[str, object] | None = None) -> dict[str, int]:
+    """Put one garbled value of ``values`` (default :data:`GARBLED_VALUES`) in each of
+    ``rows`` of ``coadd``'s FIBERMAP (in place); ``{column: row}``."""
+    values = GARBLED_VALUES if values is None else values
+    where = dict(zip(values, rows))
+    for column, row in where.items():
+        value = values[column]
+        if isinstance(value, float) and coadd.fibermap[column].dtype.kind in "iu":
+            coadd.fibermap[column] = coadd.fibermap[column].astype(np.float64)
+        coadd.fibermap.loc[row, column] = value
+    return where
+
+
+def garble_text(path: Path, column: str, row: int, raw: bytes = b"\xff\xfe") -> None:
+    """Overwrite the first bytes of text column ``column`` of FIBERMAP row ``row`` in the
+    file with ``raw`` (bytes that do not decode as ASCII)."""
+    with fits.open(path) as hdul:
+        hdu = hdul["FIBERMAP"]
+        start = (hdu.fileinfo()["datLoc"] + row * hdu.header["NAXIS1"]
+                 + hdu.data.dtype.fields[column][1])
+    data = bytearray(path.read_bytes())
+    data[start:start + len(raw)] = raw
     path.write_bytes(bytes(data))

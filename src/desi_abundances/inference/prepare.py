@@ -3,6 +3,7 @@ the predictor's inputs made (:func:`prepare_partition`, numpy, in a reader threa
 task), then the network and the flags (:func:`finish_partition`)."""
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -12,15 +13,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from desi_abundances.desi.fibermap import describe_garbled, float_values, integer_values
 from desi_abundances.desi.provenance import ProvenanceError, coadd_provenance
 from desi_abundances.inference.errors import CoaddSkipped, InferenceError, MockModelError
 from desi_abundances.inference.flags import quality_flags
 from desi_abundances.inference.predictor import LabelPredictor
-from desi_abundances.inference.selection import target_outcomes
+from desi_abundances.inference.selection import fiber_status, fibermap_garbled, target_outcomes
 from desi_abundances.inference.settings import InferenceSettings
 from desi_abundances.inference.velocities import RadialVelocityLookup
 from desi_abundances.io.desi_coadd import read_coadd
 from desi_abundances.spectra import median_snr, missing_arm
+
+logger = logging.getLogger(__name__)
 
 
 def read_partition(path: str | os.PathLike, read_options: Mapping[str, Any] | None = None) -> Any:
@@ -92,41 +96,47 @@ def prepare_partition(
     settings: InferenceSettings,
 ) -> PreparedPartition:
     """Select the targets of one coadd, attach radial velocities, S/N and positions, and
-    prepare the predictor's inputs (preprocessing); the coadd can be dropped afterwards."""
+    prepare the predictor's inputs (preprocessing); the coadd can be dropped afterwards.
+    Garbled FIBERMAP rows (``selection.fibermap_garbled``) are skipped, counted and logged.
+
+    Raises:
+        InferenceError: naming the coadd and HDU 'FIBERMAP' when it lacks TARGETID,
+            TARGET_RA or TARGET_DEC.
+    """
     survey, program, healpix = coadd_survey_program(coadd, partition_id)
     is_mock = bool(getattr(coadd, "is_mock", False))
     check_mock_model(predictor, is_mock, settings.allow_mock_model, partition_id)
-    targetid_all = np.asarray(coadd.fibermap["TARGETID"], dtype=np.int64)
+    source_fibermap = coadd.fibermap
+    require_fibermap_columns(source_fibermap, partition_id)
+    garbled = fibermap_garbled(coadd)
+    if garbled:
+        logger.warning("%s", describe_garbled(f"coadd {partition_id}", source_fibermap, garbled))
+    targetid_all = integer_values(source_fibermap["TARGETID"])[0]  # garbled rows: 0, unselected
     vrad_all, in_catalogue = velocities.lookup(survey, program, targetid_all)
-    rows, counts = target_outcomes(coadd, in_catalogue, vrad_all, settings.only_mws_catalogue)
+    rows, counts = target_outcomes(coadd, in_catalogue, vrad_all, settings.only_mws_catalogue,
+                                   garbled)
     if rows.size == 0:
         return PreparedPartition(partition_id, empty_output_table([])[list(_META_COLUMNS)], None,
                                  is_mock, counts=counts)
-    whole = rows.size == coadd.n_spectra or rows.size >= WHOLE_COADD_FRACTION * coadd.n_spectra
-    prepared_coadd = coadd
-    if not whole:
-        coadd = prepared_coadd = coadd.select(rows)
-    fibermap = coadd.fibermap.iloc[rows] if whole and rows.size != coadd.n_spectra else coadd.fibermap
+    # a garbled row never reaches the predictor (its values may break preprocessing)
+    whole = not garbled and (rows.size == coadd.n_spectra
+                             or rows.size >= WHOLE_COADD_FRACTION * coadd.n_spectra)
+    prepared_coadd = coadd if whole else coadd.select(rows)
     vrad = vrad_all[rows]
     # non-targets of a whole coadd go through too (their velocity may be missing: masked)
     input_rows = rows if whole and rows.size != coadd.n_spectra else None
     inputs = predictor.prepare(prepared_coadd, vrad_all if input_rows is not None else vrad)
     snr = prepared_snr(inputs, prepared_coadd)
     bad_arm = missing_arm(prepared_coadd)
-    fiberstatus = (
-        np.asarray(fibermap["COADD_FIBERSTATUS"], dtype=np.int32)
-        if "COADD_FIBERSTATUS" in fibermap.columns
-        else np.zeros(rows.size, dtype=np.int32)
-    )
     table = pd.DataFrame(
         {
             "TARGETID": targetid_all[rows],
-            "TARGET_RA": np.asarray(fibermap["TARGET_RA"], dtype=np.float64),
-            "TARGET_DEC": np.asarray(fibermap["TARGET_DEC"], dtype=np.float64),
+            "TARGET_RA": float_values(source_fibermap["TARGET_RA"])[rows],
+            "TARGET_DEC": float_values(source_fibermap["TARGET_DEC"])[rows],
             "SURVEY": np.full(rows.size, survey, dtype=object),
             "PROGRAM": np.full(rows.size, program, dtype=object),
             "HEALPIX": np.full(rows.size, healpix, dtype=np.int32),
-            "COADD_FIBERSTATUS": fiberstatus,
+            "COADD_FIBERSTATUS": fiber_status(source_fibermap, rows),
             "snr": snr if input_rows is None else snr[input_rows],
             "vrad_kms": vrad.astype(np.float64),
         }
@@ -134,6 +144,17 @@ def prepare_partition(
     return PreparedPartition(partition_id, table, inputs, is_mock, counts=counts,
                              input_rows=input_rows,
                              missing_arm=bad_arm if input_rows is None else bad_arm[input_rows])
+
+
+REQUIRED_FIBERMAP_COLUMNS = ("TARGETID", "TARGET_RA", "TARGET_DEC")
+"""FIBERMAP columns every coadd must have for inference."""
+
+
+def require_fibermap_columns(fibermap: pd.DataFrame, partition_id: str) -> None:
+    """Raise :class:`InferenceError` naming the coadd, HDU 'FIBERMAP' and the columns it lacks."""
+    missing = [c for c in REQUIRED_FIBERMAP_COLUMNS if c not in fibermap.columns]
+    if missing:
+        raise InferenceError(f"coadd {partition_id}: HDU 'FIBERMAP' lacks column(s) {missing}")
 
 
 def prepared_snr(inputs: Any, coadd: Any) -> np.ndarray:

@@ -19,6 +19,7 @@ from astropy.io import fits
 from distributed import Client, LocalCluster, as_completed
 from tqdm.auto import tqdm
 
+from desi_abundances.desi.fibermap import GARBLED, garbled_columns
 from desi_abundances.inference.errors import CoaddSkipped, InferenceError, MockModelError
 from desi_abundances.inference.outputs import (
     PartitionResult,
@@ -87,9 +88,10 @@ def process_partition(
     return result
 
 
-OUTCOME_KEYS = ("spectra", "not_science_target", "not_in_mws_catalogue", "selected",
+OUTCOME_KEYS = ("spectra", GARBLED, "not_science_target", "not_in_mws_catalogue", "selected",
                 "no_trusted_velocity", "bad_fibre")
-"""Per-coadd target counts (``selection.target_outcomes``), summed in the report."""
+"""Per-coadd target counts (``selection.target_outcomes``), summed in the report (with
+``garbled_fibermap:<COLUMN>`` per column where any)."""
 
 
 def log_outcome(result: PartitionResult) -> None:
@@ -99,10 +101,11 @@ def log_outcome(result: PartitionResult) -> None:
     if not counts:
         return
     message = (
-        "%s: %d of %d spectra selected (not science targets %d, not in the MWS catalogue %d);"
-        " of those, no trusted velocity %d, bad fibre %d (kept, flagged)"
+        "%s: %d of %d spectra selected (garbled FIBERMAP rows %d%s, not science targets %d, not"
+        " in the MWS catalogue %d); of those, no trusted velocity %d, bad fibre %d (kept, flagged)"
     )
-    args = (result.partition_id, counts["selected"], counts["spectra"], counts["not_science_target"],
+    args = (result.partition_id, counts["selected"], counts["spectra"], counts.get(GARBLED, 0),
+            garbled_columns(counts), counts["not_science_target"],
             counts["not_in_mws_catalogue"], counts["no_trusted_velocity"], counts["bad_fibre"])
     if counts["selected"] == 0:
         logger.warning(message + ": this coadd yields no row", *args)

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from desi_abundances.desi.fibermap import GARBLED, describe_garbled, garbled_columns
 from desi_abundances.desi.naming import split_partitions
 from desi_abundances.desi.velocity import trusted_vrad_kms
 from desi_abundances.ingestion import (
@@ -17,6 +18,7 @@ from desi_abundances.ingestion import (
     IngestionError,
     apogee_columns,
     coadd_provenance,
+    garbled_fibermap_rows,
     join_mws,
     mws_keys,
     mws_table,
@@ -79,10 +81,14 @@ def _select_from_coadd(
     """The candidate spectra of one coadd and their metadata rows."""
     fibermap = coadd.fibermap
     provenance = coadd_provenance(partition_id, coadd.header, fibermap)
+    selection = params.get("selection", {})
+    garbled = garbled_fibermap_rows(fibermap, selection)
     try:
-        stellar = stellar_target_mask(fibermap, params.get("selection", {}), partition_id)
+        stellar = stellar_target_mask(fibermap, selection, partition_id, garbled)
     except IngestionError as exc:  # e.g. an SV tile coadd without MWS_TARGET
         raise CoaddSkipped(str(exc)) from exc
+    if garbled:
+        logger.warning("%s", describe_garbled(partition_id, fibermap, garbled))
     rows = np.flatnonzero(stellar)
     table = strip_strings(fibermap.iloc[rows]).reset_index(drop=True)
     require_columns(table, ["TARGETID", "TARGET_RA", "TARGET_DEC"], f"{partition_id} FIBERMAP")
@@ -100,7 +106,7 @@ def _select_from_coadd(
     table["vrad_kms"] = trusted_vrad_kms(table)
     table["snr"] = median_snr(selected)
     counts = {"spectra": coadd.n_spectra, "stellar_targets": len(rows), "near_apogee": len(table)}
-    counts.update(rejection_counts(fibermap, params.get("selection", {})))
+    counts.update(rejection_counts(fibermap, selection, garbled))
     counts["not_in_mws_catalogue"] = int(table["VRAD"].isna().sum()) if "VRAD" in table else len(table)
     counts["no_trusted_velocity"] = int((~np.isfinite(table["vrad_kms"])).sum())
     return selected, table, counts
@@ -110,11 +116,12 @@ def log_coadd_outcome(partition_id: str, counts: Mapping[str, int]) -> None:
     """One line per coadd: candidates kept and why the others were not; a warning when a coadd
     yields nothing."""
     message = (
-        "%s: %d of %d spectra kept (near an APOGEE star); rejected: bad fibre %d, not a science "
-        "target %d, not an MWS target %d (may overlap), far from APOGEE %d; of those kept, not "
-        "in the MWS catalogue %d, no trusted velocity %d"
+        "%s: %d of %d spectra kept (near an APOGEE star); rejected: garbled FIBERMAP row %d%s, "
+        "bad fibre %d, not a science target %d, not an MWS target %d (may overlap), far from "
+        "APOGEE %d; of those kept, not in the MWS catalogue %d, no trusted velocity %d"
     )
-    args = (partition_id, counts["near_apogee"], counts["spectra"], counts["bad_fibre"],
+    args = (partition_id, counts["near_apogee"], counts["spectra"], counts.get(GARBLED, 0),
+            garbled_columns(counts), counts["bad_fibre"],
             counts["not_science_target"], counts["not_mws_target"],
             counts["stellar_targets"] - counts["near_apogee"], counts["not_in_mws_catalogue"],
             counts["no_trusted_velocity"])
@@ -203,8 +210,9 @@ def ingest_spectra(
             tables.append(table)
     logger.info(
         "data_ingestion: %d coadds (%d skipped), %d spectra, %d good stellar targets, %d near an "
-        "APOGEE star", len(partitions), len(skipped), totals["spectra"], totals["stellar_targets"],
-        totals["near_apogee"],
+        "APOGEE star, %d garbled FIBERMAP rows skipped%s", len(partitions), len(skipped),
+        totals["spectra"], totals["stellar_targets"], totals["near_apogee"],
+        totals.get(GARBLED, 0), garbled_columns(totals),
     )
     if not tables:
         raise IngestionError(
