@@ -40,7 +40,7 @@ run: mock-survey
 	@echo "  MLflow runs       mlflow.db  (open with: $(BIN)/kedro mlflow ui)"
 
 test: venv
-	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/ruff check --no-cache src tests benchmarks scripts
 	$(BIN)/python -m pytest -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 # The notebooks (notebooks/: quick start, halo chemistry) in JupyterLab, on the outputs of `make run`.
