@@ -146,10 +146,8 @@ def flat_cv_metrics(content: Mapping[str, Any]) -> dict[str, float]:
                     flat[f"{method}/cv/{label}.{name}"] = float(value)
     for method, per_label in content["pooled"].items():
         for label, stats in per_label.items():
-            for key, suffix in metrics.MLFLOW_METRIC_NAMES.items():
-                value = stats.get(key)
-                if value is not None and np.isfinite(value):
-                    flat[f"{method}/cv_pooled/{label}.{suffix}"] = float(value)
+            for suffix, value in metrics.finite_metrics(stats).items():
+                flat[f"{method}/cv_pooled/{label}.{suffix}"] = value
     flat.update(groups.flat_group_metrics(content["by_group"], split="cv"))
     if content.get("pooled_ood_fraction") is not None:
         flat["network/cv/ood_fraction"] = float(content["pooled_ood_fraction"])

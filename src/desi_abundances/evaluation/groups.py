@@ -97,11 +97,9 @@ def flat_group_metrics(by_group: Mapping[str, Mapping], split: str = "test") -> 
     for method, per_label in by_group.items():
         for label, groups in per_label.items():
             for group, stats in groups.items():
-                for key, suffix in metrics.MLFLOW_METRIC_NAMES.items():
-                    value = stats.get(key)
-                    if value is not None and np.isfinite(value):
-                        name = group_metric_name(method, group, label, suffix)
-                        flat[name.replace("/test_", f"/{split}_", 1)] = float(value)
+                for suffix, value in metrics.finite_metrics(stats).items():
+                    name = group_metric_name(method, group, label, suffix)
+                    flat[name.replace("/test_", f"/{split}_", 1)] = value
     return flat
 
 

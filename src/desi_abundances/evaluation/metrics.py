@@ -271,13 +271,20 @@ def flat_metrics(
     flat: dict[str, float] = {}
     for method, per_label in metrics_by_method.items():
         for label, stats in per_label.items():
-            for key, suffix in MLFLOW_METRIC_NAMES.items():
-                value = stats.get(key)
-                if value is not None and np.isfinite(value):
-                    flat[mlflow_names.label_metric(method, label, suffix)] = float(value)
-                    if method == primary_method and suffix in mlflow_names.HEADLINE_METRICS:
-                        flat[mlflow_names.headline_metric(method, label, suffix)] = float(value)
+            for suffix, value in finite_metrics(stats).items():
+                flat[mlflow_names.label_metric(method, label, suffix)] = value
+                if method == primary_method and suffix in mlflow_names.HEADLINE_METRICS:
+                    flat[mlflow_names.headline_metric(method, label, suffix)] = value
     return flat
+
+
+def finite_metrics(stats: Mapping[str, Any], extra: Sequence[str] = ()) -> dict[str, float]:
+    """``{MLflow suffix: value}`` of one label's finite metrics: the keys of
+    :data:`MLFLOW_METRIC_NAMES` under their suffixes, then the ``extra`` keys as they are
+    (MLflow cannot plot NaN or inf, so those are left out)."""
+    names = [*MLFLOW_METRIC_NAMES.items(), *((key, key) for key in extra)]
+    return {suffix: float(stats[key]) for key, suffix in names
+            if stats.get(key) is not None and np.isfinite(stats[key])}
 
 
 def mlflow_metrics_history(flat: Mapping[str, float], step: int = 0) -> dict[str, dict]:

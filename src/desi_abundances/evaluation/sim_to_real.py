@@ -71,10 +71,8 @@ def flat_gap_metrics(content: Mapping[str, Any]) -> dict[str, float]:
     """MLflow metrics ``sim_to_real/<label>.<metric>`` and ``sim_to_real/ood_fraction``."""
     flat = {"sim_to_real/ood_fraction": float(content["ood_fraction"])}
     for label, stats in content["network"].items():
-        for name in (*metrics.MLFLOW_METRIC_NAMES, "slope"):
-            value = stats.get(name)
-            if value is not None and np.isfinite(value):
-                flat[f"sim_to_real/{label}.{metrics.MLFLOW_METRIC_NAMES.get(name, name)}"] = float(value)
+        for suffix, value in metrics.finite_metrics(stats, extra=("slope",)).items():
+            flat[f"sim_to_real/{label}.{suffix}"] = value
     return flat
 
 

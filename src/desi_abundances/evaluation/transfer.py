@@ -95,10 +95,8 @@ def flat_transfer_metrics(content: Mapping[str, Any]) -> dict[str, float]:
         flat[f"network/{section}/ood_fraction"] = float(entry["ood_fraction"])
         for method in report.METHODS:
             for label, stats in entry[method].items():
-                for key, suffix in metrics.MLFLOW_METRIC_NAMES.items():
-                    value = stats.get(key)
-                    if value is not None and np.isfinite(value):
-                        flat[f"{method}/{section}/{label}.{suffix}"] = float(value)
+                for suffix, value in metrics.finite_metrics(stats).items():
+                    flat[f"{method}/{section}/{label}.{suffix}"] = value
     return flat
 
 
