@@ -41,6 +41,7 @@ from desi_abundances.labels.apogee import (
     label_columns,
     passes_quality_cuts,
     quality_cut_masks,
+    require_columns,
     sequential_counts,
 )
 
@@ -54,9 +55,7 @@ class CrossmatchError(ValueError):
 
 
 def _require(table: pd.DataFrame, columns: list[str], where: str) -> None:
-    missing = [c for c in columns if c not in table.columns]
-    if missing:
-        raise CrossmatchError(f"{where} lacks column(s) {missing}")
+    require_columns(table, columns, where, error=CrossmatchError)
 
 
 def has_astrometry(spectra: pd.DataFrame) -> np.ndarray:

@@ -30,11 +30,13 @@ class ApogeeTableError(ValueError):
     """An APOGEE table lacks a column a cut or the label list needs."""
 
 
-def require_columns(table: pd.DataFrame, columns: list[str], where: str) -> None:
-    """Raise :class:`ApogeeTableError` naming ``where`` and the missing columns."""
+def require_columns(table: pd.DataFrame, columns: list[str], where: str,
+                    error: type[Exception] = ApogeeTableError) -> None:
+    """Raise ``error`` (default :class:`ApogeeTableError`) naming ``where`` and the missing
+    columns."""
     missing = [c for c in columns if c not in table.columns]
     if missing:
-        raise ApogeeTableError(f"{where} lacks column(s) {missing}")
+        raise error(f"{where} lacks column(s) {missing}")
 
 
 def bits_set(values: pd.Series, bits: list[int]) -> np.ndarray:
