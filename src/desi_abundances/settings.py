@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from kedro.config import OmegaConfigLoader
+from omegaconf import OmegaConf
 
 from desi_abundances.hooks import MlflowRunPresentation, StaleTemporaries
 
@@ -16,7 +17,10 @@ class UnknownEnvironmentError(ValueError):
 
 class CheckedConfigLoader(OmegaConfigLoader):
     """Kedro's OmegaConfigLoader that refuses an ``--env`` with no folder (Kedro 1.7 would
-    silently run on base alone, and the first error would come from elsewhere, e.g. MLflow)."""
+    silently run on base alone, and the first error would come from elsewhere, e.g. MLflow),
+    and resolves ``${project_root:}`` to the folder holding ``conf/`` (absolute), so that a
+    path in the configuration does not depend on the working directory (a notebook's kernel
+    runs in notebooks/: ``sqlite:///mlflow.db`` would open a second store there)."""
 
     def __init__(self, conf_source: str | Path, env: str | None = None, *args: Any,
                  **kwargs: Any) -> None:
@@ -29,6 +33,10 @@ class CheckedConfigLoader(OmegaConfigLoader):
                 f"(environments here: {known})"
             )
         super().__init__(conf_source, env, *args, **kwargs)
+        # registered as Kedro registers ``globals``: the newest loader's value (OmegaConf
+        # resolvers are process-wide)
+        project_root = str(root.resolve().parent)
+        OmegaConf.register_new_resolver("project_root", lambda: project_root, replace=True)
 
 
 HOOKS = (StaleTemporaries(), MlflowRunPresentation())
