@@ -21,6 +21,10 @@ bit   name                    set when
                               predicted labels, ``nn.fit_quality``) > ``flags.max_rchi2``:
                               not a normal single star (galaxy/QSO, wrong velocity,
                               double-lined binary, another instrument) or a poor model
+8     COMPOSITE               ``composite_score`` (a second star's line pattern at another
+                              velocity, 80-400 km/s, in the residual of the spectrum model,
+                              ``nn.binaries``) > ``flags.max_composite_score``: a
+                              double-lined binary (or a VRAD off by >~ 50 km/s)
 ====  ======================  ==============================================================
 """
 from __future__ import annotations
@@ -41,6 +45,7 @@ FLAG_BITS: dict[str, int] = {
     "NO_PREDICTION": 5,
     "MISSING_ARM": 6,
     "POOR_FIT": 7,
+    "COMPOSITE": 8,
 }
 """Bit number of each quality flag in the ``flag`` column."""
 
@@ -58,7 +63,8 @@ def quality_flags(
     """``(flag, label_range_flag)`` of each row (bits: :data:`FLAG_BITS`, module docstring).
 
     ``table`` holds snr, vrad_kms, COADD_FIBERSTATUS, input_distance, each label with
-    its ``_err`` and optionally ``rchi2`` (absent or NaN: POOR_FIT is not set). ``label_range_flag`` has bit i set when label i is outside its range.
+    its ``_err`` and optionally ``rchi2`` and ``composite_score`` (absent or NaN: POOR_FIT,
+    COMPOSITE are not set). ``label_range_flag`` has bit i set when label i is outside its range.
     ``label_trained`` (bool per label, default all): labels the model had no training data
     for are always NaN and do not set NO_PREDICTION. ``missing_arm`` (bool per row, default
     none): rows with an unusable arm (MISSING_ARM).
@@ -90,7 +96,8 @@ def quality_flags(
             & np.isfinite(distance)
         ),
         "MISSING_ARM": np.zeros(n, bool) if missing_arm is None else np.asarray(missing_arm, bool),
-        "POOR_FIT": _poor_fit(table, flags.max_rchi2),
+        "POOR_FIT": _above(table, "rchi2", flags.max_rchi2),
+        "COMPOSITE": _above(table, "composite_score", flags.max_composite_score),
     }
     flag = np.zeros(n, dtype=np.int32)
     for name, is_set in bits.items():
@@ -98,12 +105,12 @@ def quality_flags(
     return flag, label_range_flag
 
 
-def _poor_fit(table: pd.DataFrame, max_rchi2: float) -> np.ndarray:
-    """POOR_FIT per row: ``rchi2`` > ``max_rchi2`` (False without the column or where NaN)."""
-    if "rchi2" not in table.columns:
+def _above(table: pd.DataFrame, column: str, threshold: float) -> np.ndarray:
+    """Per row: ``column`` > ``threshold`` (False without the column or where NaN)."""
+    if column not in table.columns:
         return np.zeros(len(table), bool)
     with np.errstate(invalid="ignore"):
-        return table["rchi2"].to_numpy(np.float64) > max_rchi2
+        return table[column].to_numpy(np.float64) > threshold
 
 
 def _range_columns(label_names: Sequence[str], range_labels: Sequence[str] | None) -> np.ndarray:

@@ -388,6 +388,7 @@ def _run_selected(coadds: CoaddPaths, selected: list[str], predictor: LabelPredi
         "ood_threshold": float(predictor.ood_threshold),
         "min_snr": float(settings.flags.min_snr),
         "max_rchi2": float(settings.flags.max_rchi2),
+        "max_composite_score": float(settings.flags.max_composite_score),
         "partitions": plan.selected,
     }
     if not plan.todo:

@@ -12,7 +12,8 @@ with s_p^2 the model's intrinsic scatter (so a training-like star scores about 1
 its S/N) and n_good the model pixels not masked; the same per arm (B, R, Z). A galaxy, a
 spectrum at the wrong velocity, a double-lined binary or another instrument's spectrum
 cannot be matched by any single-star label set: its chi2_red is large. One batched matrix
-product per block of spectra (the design matrix times the model coefficients).
+product per block of spectra (the design matrix times the model coefficients). The same
+residual gives the composite-spectrum score (``nn.binaries``, :func:`fit_statistics`).
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import numpy as np
 import torch
 
 from desi_abundances.desi.grids import ARM_WAVELENGTH_RANGE_ANGSTROM, ARMS
+from desi_abundances.nn.binaries import CompositeTemplates, composite_score
 
 CHI2_COLUMNS = ("rchi2", "rchi2_b", "rchi2_r", "rchi2_z")
 """Per-star output columns: overall and per arm."""
@@ -57,14 +59,28 @@ def reduced_chi2(refinement, inputs: torch.Tensor, input_ivar: torch.Tensor,
     :data:`CHI2_BLOCK_ROWS` stars so that the (rows, P) intermediates stay in cache (three
     times faster than whole batches at the same arithmetic).
     """
+    return fit_statistics(refinement, inputs, input_ivar, labels, arms)[0]
+
+
+def fit_statistics(refinement, inputs: torch.Tensor, input_ivar: torch.Tensor,
+                   labels: torch.Tensor, arms: torch.Tensor,
+                   templates: CompositeTemplates | None = None
+                   ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``(reduced_chi2, composite)``: :func:`reduced_chi2`'s (n, 4) and, with ``templates``,
+    the (n, 2) ``nn.binaries.composite_score`` (score, dv km/s) of the same residual (else
+    None), block by block."""
     chi2 = inputs.new_empty(inputs.shape[0], arms.shape[1])
     n_good = inputs.new_empty(inputs.shape[0], arms.shape[1])
+    composite = None if templates is None else inputs.new_empty(inputs.shape[0], 2)
     for start in range(0, inputs.shape[0], CHI2_BLOCK_ROWS):
         rows = slice(start, start + CHI2_BLOCK_ROWS)
-        chi2[rows], n_good[rows] = _chi2_block(refinement, inputs[rows], input_ivar[rows],
-                                               labels[rows], arms)
-    return torch.where(n_good > 0, chi2 / n_good.clamp(min=1.0),
+        chi2[rows], n_good[rows], score = _chi2_block(refinement, inputs[rows], input_ivar[rows],
+                                                      labels[rows], arms, templates)
+        if composite is not None:
+            composite[rows, 0], composite[rows, 1] = score
+    chi2 = torch.where(n_good > 0, chi2 / n_good.clamp(min=1.0),
                        torch.full_like(chi2, float("nan")))
+    return chi2, composite
 
 
 CHI2_BLOCK_ROWS = 256
@@ -72,15 +88,19 @@ CHI2_BLOCK_ROWS = 256
 
 
 def _chi2_block(refinement, inputs: torch.Tensor, input_ivar: torch.Tensor,
-                labels: torch.Tensor, arms: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(chi-square sums, good-pixel counts) per arm column of one block of stars."""
+                labels: torch.Tensor, arms: torch.Tensor,
+                templates: CompositeTemplates | None = None):
+    """(chi-square sums, good-pixel counts) per arm column of one block of stars, and the
+    composite (score, dv) with ``templates`` (else None)."""
     pixels = refinement.pixel_index
     flux = torch.index_select(inputs, 1, pixels)
     ivar = torch.index_select(input_ivar, 1, pixels)
     weight = refinement.weight(ivar, refinement.intrinsic_variance)
     model = refinement.design(labels[:, refinement.label_index]) @ refinement.coefficients
-    terms = (flux - model).square_().mul_(weight)
-    return terms @ arms, (ivar > 0).to(terms.dtype) @ arms
+    residual = flux.sub_(model)  # in place: index_select made a copy
+    composite = None if templates is None else composite_score(residual, ivar, templates)
+    terms = residual.square_().mul_(weight)
+    return terms @ arms, (ivar > 0).to(terms.dtype) @ arms, composite
 
 
 def hessian_variance(hessian: torch.Tensor) -> torch.Tensor:

@@ -11,14 +11,15 @@ import numpy as np
 import pandas as pd
 import torch
 
+from desi_abundances.nn.binaries import COMPOSITE_COLUMNS, network_templates
 from desi_abundances.nn.bundle import ModelBundle
 from desi_abundances.nn.calibration import combined_error
 from desi_abundances.nn.fit_quality import (
     CHI2_COLUMNS,
     arm_matrix,
     fisher_variance,
+    fit_statistics,
     hessian_variance,
-    reduced_chi2,
 )
 from desi_abundances.spectra import Spectra, kernels, preprocessing_settings
 
@@ -151,7 +152,9 @@ def predict_labels(bundle: ModelBundle, spectra: Spectra, batch_size: int = 4096
         combination of it and the spectrum model's, ``nn.calibration.combined_error``), ``input_distance`` (compare with
         ``bundle.ood_threshold``), ``rchi2``, ``rchi2_b``, ``rchi2_r``, ``rchi2_z`` (reduced
         chi-square of the spectrum model at the predicted labels, overall and per arm,
-        ``nn.fit_quality``; NaN for a network without a refinement layer). Labels are NaN for spectra with ``rest_frame_ok`` False
+        ``nn.fit_quality``; NaN for a network without a refinement layer),
+        ``composite_score`` and ``composite_dv_kms`` (a second star's lines in the residual and
+        their velocity, ``nn.binaries``; NaN likewise). Labels are NaN for spectra with ``rest_frame_ok`` False
         (no usable velocity) or no good pixel, and for labels without training data.
 
     Raises:
@@ -174,6 +177,7 @@ def predict_labels(bundle: ModelBundle, spectra: Spectra, batch_size: int = 4096
     with_ivar = refinement is not None
     chi2 = np.full((n, len(CHI2_COLUMNS)), np.nan, np.float32)
     model_variance = np.full((n, n_labels), np.nan, np.float32)
+    composite = np.full((n, len(COMPOSITE_COLUMNS)), np.nan, np.float32)
     reuse = False
     if with_ivar:
         modelled = refinement.label_index.numpy()
@@ -181,6 +185,8 @@ def predict_labels(bundle: ModelBundle, spectra: Spectra, batch_size: int = 4096
         reuse = refinement.damping == 1.0
         arms = torch.from_numpy(arm_matrix(np.asarray(bundle.wavelength)[
             refinement.pixel_index.numpy()]))
+        templates = network_templates(refinement, bundle.wavelength, bundle.pixel_median,
+                                      bundle.pixel_iqr)
     with torch.inference_mode():
         for start in range(0, n, batch_size):
             rows = slice(start, min(start + batch_size, n))
@@ -195,8 +201,9 @@ def predict_labels(bundle: ModelBundle, spectra: Spectra, batch_size: int = 4096
             log_variance[rows] = out_log_variance.numpy()
             if with_ivar:
                 ivar_block = torch.from_numpy(input_ivar)
-                chi2[rows] = reduced_chi2(refinement, torch.from_numpy(inputs), ivar_block,
-                                          out_mean, arms).numpy()
+                block_chi2, block_composite = fit_statistics(
+                    refinement, torch.from_numpy(inputs), ivar_block, out_mean, arms, templates)
+                chi2[rows], composite[rows] = block_chi2.numpy(), block_composite.numpy()
                 block = model_variance[rows]
                 block[:, modelled] = (hessian_variance(outputs[2]) if reuse
                                       else fisher_variance(refinement, ivar_block)).numpy()
@@ -221,6 +228,7 @@ def predict_labels(bundle: ModelBundle, spectra: Spectra, batch_size: int = 4096
         array[unusable] = np.nan
         array[:, untrained] = np.nan
     chi2[unusable] = np.nan
+    composite[unusable] = np.nan
     columns: dict[str, Any] = {"TARGETID": spectra.meta["TARGETID"].to_numpy()}
     for index, label in enumerate(bundle.label_names):
         columns[label] = values[:, index]
@@ -231,4 +239,6 @@ def predict_labels(bundle: ModelBundle, spectra: Spectra, batch_size: int = 4096
     columns["input_distance"] = distance
     for index, name in enumerate(CHI2_COLUMNS):
         columns[name] = chi2[:, index]
+    for index, name in enumerate(COMPOSITE_COLUMNS):
+        columns[name] = composite[:, index]
     return pd.DataFrame(columns)
