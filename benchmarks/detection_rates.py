@@ -259,6 +259,30 @@ def report(cases: dict[str, pd.DataFrame]) -> None:
           f"flagged {rate(cases['normal']['flag'].to_numpy()[below], mask).strip()})")
 
 
+def threshold_scan(cases: dict[str, pd.DataFrame], current: float) -> None:
+    """Rates flagged at other ``flags.max_composite_score`` values (the other bits as set)."""
+    if "composite_score" not in cases["normal"].columns:
+        return
+    others = flagging_mask() & ~(1 << FLAG_BITS["COMPOSITE"])
+    print(f"\nMOCK flagged at other COMPOSITE thresholds (now {current:g}): normal (FP), "
+          "composites by |dv|, wrong velocity")
+    print(f"{'threshold':<10s}{'normal':>9s}{'dv 0-50':>9s}{'50-100':>9s}{'100-150':>9s}"
+          f"{'150-300':>9s}{'wrong v':>9s}")
+    for threshold in (5.0, 8.0, 10.0, 15.0, 20.0, 30.0):
+        cells = []
+        for case, low, high in (("normal", None, None), ("composite", 0, 50), ("composite", 50, 100),
+                                ("composite", 100, 150), ("composite", 150, 300),
+                                ("wrong_velocity", None, None)):
+            table = cases[case]
+            hit = ((table["flag"].to_numpy() & others) != 0) | (
+                table["composite_score"].to_numpy() > threshold)
+            if low is not None:
+                dv = np.abs(table["dv_kms"].to_numpy())
+                hit = hit[(dv >= low) & (dv < high)]
+            cells.append(f"{hit.mean():9.1%}")
+        print(f"{threshold:<10g}" + "".join(cells))
+
+
 def main() -> None:
     args = arguments()
     torch.set_num_threads(1)  # as a Dask worker (and CPU time without idle threads' spinning)
@@ -280,6 +304,8 @@ def main() -> None:
             False).to_numpy(bool)
     print(f"cases predicted in {time.process_time() - start:.0f} s CPU")
     report(cases)
+    threshold_scan(cases, settings.flags.max_composite_score
+                   if hasattr(settings.flags, "max_composite_score") else np.nan)
 
 
 if __name__ == "__main__":

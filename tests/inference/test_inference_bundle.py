@@ -132,6 +132,10 @@ def test_pipeline_runs_with_a_real_bundle_and_reruns_as_a_no_op(project):
         assert (data["FLAG"][~usable] & no_rv).all() and (data["FLAG"][~usable] & no_prediction).all()
         assert np.isnan(data["TEFF"][~usable]).all()
         assert (data["SNR"] > 30).all()
+        # a network without a refinement layer has no spectrum model: no fit statistics
+        assert np.isnan(data["RCHI2"]).all() and np.isnan(data["COMPOSITE_SCORE"]).all()
+        assert hdul[1].columns["COMPOSITE_DV"].unit == "km s-1"
+        assert hdul[1].header["MAXCOMP"] == 10.0 and hdul[1].header["FLAGB8"] == "COMPOSITE"
     mtime = (project / "out" / "vac.fits").stat().st_mtime_ns
     SequentialRunner().run(create_pipeline(), catalog_for(project))
     again = json.loads((project / "out" / "inference_report.json").read_text())

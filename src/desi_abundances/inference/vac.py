@@ -30,8 +30,9 @@ from desi_abundances.io.atomic import atomic_write
 
 logger = logging.getLogger(__name__)
 
-VAC_SCHEMA_VERSION = 3
-"""2: PRIMARY and NSPEC; no TUNIT on dex columns (TCOMMn), km s-1. 3: RCHI2*, POOR_FIT."""
+VAC_SCHEMA_VERSION = 4
+"""2: PRIMARY and NSPEC; no TUNIT on dex columns (TCOMMn), km s-1. 3: RCHI2*, POOR_FIT.
+4: COMPOSITE_SCORE, COMPOSITE_DV, COMPOSITE."""
 FITS_UNITS = {"deg", "K", "km s-1"}
 """Units written as TUNITn; others (dex) go to TCOMMn only."""
 COMPUTED = "__computed__"
