@@ -78,6 +78,7 @@ def vac_columns(label_names: Sequence[str]) -> list[VacColumn]:
         VacColumn("RCHI2_B", "rchi2_b", ">f4", "E", "", "reduced chi2, B arm"),
         VacColumn("RCHI2_R", "rchi2_r", ">f4", "E", "", "reduced chi2, R arm"),
         VacColumn("RCHI2_Z", "rchi2_z", ">f4", "E", "", "reduced chi2, Z arm"),
+        VacColumn("LEVERAGE", "leverage", ">f4", "E", "", "leverage of the network's features"),
         VacColumn("FLAG", "flag", ">i4", "J", "", "quality bits, 0 = none (FLAGBn)"),
         VacColumn("LABEL_RANGE_FLAG", "label_range_flag", ">i8", "K", "", "bit i: label i off range (LRNGBn)"),
         VacColumn("PRIMARY", COMPUTED, "u1", "L", "", "suggested spectrum of this TARGETID"),
