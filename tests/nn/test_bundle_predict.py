@@ -88,8 +88,8 @@ def test_predict_labels_columns_units_and_nan_rows():
     spectra = make_spectra(bundle)
     out = predict_labels(bundle, spectra, batch_size=3)
     assert list(out.columns) == ["TARGETID", "teff", "teff_err", "logg", "logg_err", "fe_h",
-                                 "fe_h_err", "input_distance", "rchi2", "rchi2_b", "rchi2_r",
-                                 "rchi2_z", "composite_score", "composite_dv_kms"]
+                                 "fe_h_err", "input_distance", "leverage", "rchi2", "rchi2_b",
+                                 "rchi2_r", "rchi2_z", "composite_score", "composite_dv_kms"]
     # no refinement layer: no spectrum model to fit
     assert out[["rchi2", "composite_score", "composite_dv_kms"]].isna().all().all()
     assert list(out["TARGETID"]) == list(spectra.meta["TARGETID"])

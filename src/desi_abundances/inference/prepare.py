@@ -193,7 +193,7 @@ def finish_partition(
         columns[label] = np.asarray(predictions[label], dtype=np.float32)
         columns[f"{label}_err"] = np.asarray(predictions[f"{label}_err"], dtype=np.float32)
     columns["input_distance"] = np.asarray(predictions["input_distance"], dtype=np.float32)
-    for name in FIT_QUALITY_COLUMNS:
+    for name in FIT_QUALITY_COLUMNS + EPISTEMIC_COLUMNS:
         columns[name] = (np.asarray(predictions[name], dtype=np.float32)
                          if name in predictions.columns else np.full(len(table), np.nan, np.float32))
     table = pd.DataFrame(columns)
@@ -228,6 +228,8 @@ FIT_QUALITY_COLUMNS = ("rchi2", "rchi2_b", "rchi2_r", "rchi2_z", "composite_scor
                        "composite_dv_kms")
 """Reduced chi-square of the spectrum model at the predicted labels (``nn.fit_quality``) and
 the composite-spectrum score with its velocity (``nn.binaries``)."""
+EPISTEMIC_COLUMNS = ("leverage",)
+"""Leverage of the network's last hidden features (``nn.feature_density``)."""
 
 _META_COLUMNS = (
     "TARGETID", "TARGET_RA", "TARGET_DEC", "SURVEY", "PROGRAM", "HEALPIX",
@@ -243,7 +245,8 @@ def empty_output_table(label_names: Sequence[str]) -> pd.DataFrame:
     usable), each label and ``<label>_err`` (K for teff, dex otherwise, float32),
     input_distance, rchi2, rchi2_b, rchi2_r, rchi2_z (reduced chi-square of the spectrum
     model, overall and per arm; NaN when the predictor has none), composite_score,
-    composite_dv_kms (``nn.binaries``; NaN likewise), flag (int32 bits, see
+    composite_dv_kms (``nn.binaries``; NaN likewise), leverage (of the network's features,
+    ``nn.feature_density``; NaN when it has none), flag (int32 bits, see
     ``inference.flags``), label_range_flag (int64).
     """
     columns: dict[str, Any] = {
@@ -261,7 +264,7 @@ def empty_output_table(label_names: Sequence[str]) -> pd.DataFrame:
         columns[label] = np.zeros(0, np.float32)
         columns[f"{label}_err"] = np.zeros(0, np.float32)
     columns["input_distance"] = np.zeros(0, np.float32)
-    for name in FIT_QUALITY_COLUMNS:
+    for name in FIT_QUALITY_COLUMNS + EPISTEMIC_COLUMNS:
         columns[name] = np.zeros(0, np.float32)
     columns["flag"] = np.zeros(0, np.int32)
     columns["label_range_flag"] = np.zeros(0, np.int64)

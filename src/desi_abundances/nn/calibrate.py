@@ -56,7 +56,7 @@ def calibrate_bundle(bundle: ModelBundle, validation: Spectra,
             (table[label] - table[f"ref_{label}"]).to_numpy(),
             table[f"{label}_err_net"].to_numpy(), table[f"{label}_err_model"].to_numpy(),
             table["rchi2"].to_numpy(), np.nan_to_num(table[f"ref_{label}_err"].to_numpy()),
-            table["snr"].to_numpy())
+            table["snr"].to_numpy(), leverage=table["leverage"].to_numpy())
         net_scale.append(a)
         model_scale.append(c)
     logger.info("error calibration on %d validation spectra (with degraded copies): %s",

@@ -1,6 +1,6 @@
 """Uncertainties that grow where the network cannot know: the network's own (heteroscedastic)
 error combined with the spectrum model's noise propagation for this star, calibrated on the
-validation split at every S/N.
+validation split at every S/N, times the epistemic factor of its features' leverage.
 
 Why: the network learns its error from bright training stars; below S/N 20 its errors are
 2-4 times too small on the mock survey (issue 15), and it has no term for stars unlike the
@@ -8,10 +8,12 @@ training set. The spectrum model (``nn.fit_quality.fisher_variance``: the quadra
 Jacobian and this star's own pixel noise) knows how much this spectrum constrains each label
 whatever its S/N. The combined error, per label k,
 
-    err^2 = (a_k err_net)^2 + (c_k err_model)^2 x max(1, rchi2)
+    err^2 = [(a_k err_net)^2 + (c_k err_model)^2 x max(1, rchi2)] x (1 + h)
 
-grows as 1/S/N where the noise dominates and by sqrt(rchi2) where the model does not fit
-(stars unlike the training set: the epistemic term). a_k and c_k are fitted on the
+grows as 1/S/N where the noise dominates, by sqrt(rchi2) where the model does not fit, and
+by sqrt(1 + h) as the star's last hidden features move away from the training stars' (h the
+leverage of a Bayesian linear last layer, ``nn.feature_density``: the epistemic term, with
+no fitted scale). a_k and c_k are fitted on the
 validation split, its spectra degraded with extra noise (their own noise pattern, scaled)
 to S/N 5-80 (:func:`degrade`), so
 that the robust std of z = (pred - reference) / sqrt(err^2 + ref_err^2) is 1 in every S/N
@@ -50,21 +52,32 @@ def degrade(spectra: Spectra, snr: float, rng: np.random.Generator) -> Spectra:
                    mask=spectra.mask, meta=meta)
 
 
+def epistemic_factor(leverage: np.ndarray | None) -> np.ndarray | float:
+    """sqrt(1 + h) of the leverage h (``nn.feature_density``); 1 where h is not finite or
+    ``leverage`` is None (a network without the feature density)."""
+    if leverage is None:
+        return 1.0
+    leverage = np.asarray(leverage, np.float64)
+    return np.sqrt(1.0 + np.where(np.isfinite(leverage), np.maximum(leverage, 0.0), 0.0))
+
+
 def combined_error(err_net: np.ndarray, err_model: np.ndarray, rchi2: np.ndarray,
-                   a: float, c: float) -> np.ndarray:
-    """sqrt((a err_net)^2 + (c err_model)^2 max(1, rchi2)); err_net where err_model or rchi2
-    is not finite (a label the spectrum model lacks)."""
+                   a: float, c: float, leverage: np.ndarray | None = None) -> np.ndarray:
+    """sqrt((a err_net)^2 + (c err_model)^2 max(1, rchi2)) x :func:`epistemic_factor`; the
+    model term is left out where err_model or rchi2 is not finite (a label the spectrum
+    model lacks)."""
     inflation = np.where(np.isfinite(rchi2), np.maximum(rchi2, 1.0), 1.0)
     model = np.where(np.isfinite(err_model), (c * err_model) ** 2 * inflation, 0.0)
-    return np.sqrt((a * err_net) ** 2 + model)
+    return np.sqrt((a * err_net) ** 2 + model) * epistemic_factor(leverage)
 
 
 def fit_scales(residual: np.ndarray, err_net: np.ndarray, err_model: np.ndarray,
                rchi2: np.ndarray, ref_err: np.ndarray, snr: np.ndarray,
-               min_per_bin: int = 30) -> tuple[float, float]:
+               min_per_bin: int = 30, leverage: np.ndarray | None = None
+               ) -> tuple[float, float]:
     """(a, c) on a grid minimising sum over S/N bins of log(robust std of z)^2, z = residual
-    / sqrt(combined_error^2 + ref_err^2); bins with fewer than ``min_per_bin`` finite rows
-    are left out. (1, 0): no finite rows."""
+    / sqrt(combined_error^2 + ref_err^2) (with the epistemic factor of ``leverage``); bins
+    with fewer than ``min_per_bin`` finite rows are left out. (1, 0): no finite rows."""
     keep = np.isfinite(residual) & np.isfinite(err_net) & np.isfinite(ref_err)
     if not keep.any():
         return 1.0, 0.0
@@ -74,10 +87,11 @@ def fit_scales(residual: np.ndarray, err_net: np.ndarray, err_model: np.ndarray,
         return 1.0, 0.0
     r, en, ref = residual[keep], err_net[keep], ref_err[keep]
     em, chi = err_model[keep], rchi2[keep]
+    lev = None if leverage is None else np.asarray(leverage)[keep]
     best, best_cost = (1.0, 0.0), np.inf
     for a in A_GRID:
         for c in C_GRID:
-            z = r / np.sqrt(combined_error(en, em, chi, a, c) ** 2 + ref**2)
+            z = r / np.sqrt(combined_error(en, em, chi, a, c, lev) ** 2 + ref**2)
             cost = sum(np.log(robust_std(z[g])) ** 2 for g in groups)
             if cost < best_cost:
                 best, best_cost = (float(a), float(c)), cost

@@ -14,7 +14,12 @@ from desi_abundances.nn import spectrum_model
 from desi_abundances.nn.bundle import ModelBundle, current_versions
 from desi_abundances.nn.network import architecture_for
 from desi_abundances.nn.predict import MAX_INPUT_NOISE, input_distance, predict_labels, standardise
-from desi_abundances.nn.training import TrainingArrays, TrainingResult, train_network
+from desi_abundances.nn.training import (
+    TrainingArrays,
+    TrainingResult,
+    fit_feature_density,
+    train_network,
+)
 from desi_abundances.spectra import Spectra, preprocessing_settings
 
 logger = logging.getLogger(__name__)
@@ -137,6 +142,7 @@ def fit_label_model(training_spectra: Spectra, data_split: pd.DataFrame,
         extra=simulated,
         spectrum_model=quadratic,
     )
+    fit_feature_density(result.network, train_arrays)
     distances = input_distance(train.flux, train.ivar, train.mask, median, iqr)
     finite = np.isfinite(train_labels)
     with np.errstate(all="ignore"):

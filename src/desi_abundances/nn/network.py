@@ -2,12 +2,13 @@
 and a log-variance for every label (standardised units)."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
 
 from desi_abundances.defaults import with_defaults
+from desi_abundances.nn.feature_density import DEFAULT_RANK, FeatureDensity
 from desi_abundances.nn.refinement import GaussNewtonRefinement
 
 ACTIVATIONS = {"silu": nn.SiLU, "gelu": nn.GELU, "relu": nn.ReLU, "tanh": nn.Tanh,
@@ -23,6 +24,7 @@ DEFAULT_ARCHITECTURE: dict[str, Any] = {
     "refinement_pixels": 0,
     "refinement_damping": 1.0,
     "refinement_labels": [],
+    "feature_density_rank": DEFAULT_RANK,
 }
 """Defaults of the architecture (``params:training.architecture`` overrides them)."""
 
@@ -54,7 +56,21 @@ def architecture_for(n_inputs: int, n_labels: int, settings: dict[str, Any] | No
         "refinement_pixels": int(full["refinement_pixels"]),
         "refinement_damping": float(full["refinement_damping"]),
         "refinement_labels": [int(index) for index in full["refinement_labels"]],
+        "feature_density_rank": int(full["feature_density_rank"]),
     }
+
+
+class NetworkOutputs(NamedTuple):
+    """What :meth:`LabelNetwork.outputs` returns (standardised label units)."""
+
+    mean: torch.Tensor
+    """(n, n_labels) label means."""
+    log_variance: torch.Tensor
+    """(n, n_labels) log of the network's own (aleatoric) variance."""
+    hessian: torch.Tensor | None
+    """(n, K, K) the refinement step's J^T W J + damping I (``with_hessian``), else None."""
+    leverage: torch.Tensor | None
+    """(n,) leverage of the last hidden features (``nn.feature_density``), else None."""
 
 
 class LabelNetwork(nn.Module):
@@ -87,7 +103,7 @@ class LabelNetwork(nn.Module):
                  activation: str = "silu", dropout: float = 0.0, linear_skip: bool = True,
                  input_components: int = 0, ridge_inputs: bool = False,
                  refinement_pixels: int = 0, refinement_labels: list[int] | None = None,
-                 refinement_damping: float = 1.0):
+                 refinement_damping: float = 1.0, feature_density_rank: int = 0):
         super().__init__()
         if ridge_inputs and not linear_skip:
             raise ValueError("ridge_inputs needs linear_skip: the MLP reads the skip path")
@@ -119,6 +135,8 @@ class LabelNetwork(nn.Module):
                 layers.append(nn.Dropout(dropout))
             width = size
         self.body = nn.Sequential(*layers)
+        self.density = (FeatureDensity(width, feature_density_rank)
+                        if feature_density_rank > 0 and hidden_sizes else None)
         self.head = nn.Linear(width, 2 * n_labels)
         self.skip = nn.Linear(n_inputs, n_labels) if linear_skip else None
         self.n_labels = n_labels
@@ -155,16 +173,16 @@ class LabelNetwork(nn.Module):
     def mlp(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The MLP's (mean, log_variance) from :meth:`mlp_features`, without the skip path or
         the step."""
-        out = self.head(self.body(features))
+        return self._head(self.body(features))
+
+    def _head(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.head(hidden)
         mean, log_variance = out[:, : self.n_labels], out[:, self.n_labels :]
         return mean, log_variance.clamp(-14.0, 6.0)
 
-    def forward(self, inputs: torch.Tensor, input_ivar: torch.Tensor | None = None,
-                with_hessian: bool = False):
-        """Standardised inputs (n, n_inputs) [and their inverse variance, same shape, input
-        units, 0 where masked: needed with a refinement] -> (mean, log_variance), each
-        (n, n_labels); ``with_hessian`` (needs a refinement): also the refinement step's
-        (n, K, K) J^T W J + damping I."""
+    def _trunk(self, inputs: torch.Tensor, input_ivar: torch.Tensor | None,
+               with_hessian: bool) -> tuple[torch.Tensor, ...]:
+        """(last hidden features, skip, step, hessian) of a batch (None where absent)."""
         skip = self.skip(inputs) if self.skip is not None else None
         delta = hessian = None
         if self.refinement is not None:
@@ -175,12 +193,33 @@ class LabelNetwork(nn.Module):
             else:
                 delta = self.refinement_step(inputs, input_ivar, skip)
         components = inputs if self.projection is None else self.projection(inputs)
-        mean, log_variance = self.mlp(self.mlp_features(components, skip, delta))
+        return self.body(self.mlp_features(components, skip, delta)), skip, delta, hessian
+
+    def outputs(self, inputs: torch.Tensor, input_ivar: torch.Tensor | None = None,
+                with_hessian: bool = False) -> NetworkOutputs:
+        """Standardised inputs (n, n_inputs) [and their inverse variance, same shape, input
+        units, 0 where masked: needed with a refinement] -> :class:`NetworkOutputs`;
+        ``with_hessian`` (needs a refinement): also the refinement step's matrix."""
+        hidden, skip, delta, hessian = self._trunk(inputs, input_ivar, with_hessian)
+        mean, log_variance = self._head(hidden)
         if skip is not None:
             mean = mean + skip
         if delta is not None:
             mean = mean + delta
-        return (mean, log_variance, hessian) if with_hessian else (mean, log_variance)
+        leverage = None if self.density is None else self.density.leverage(hidden)
+        return NetworkOutputs(mean, log_variance, hessian, leverage)
+
+    def hidden_features(self, inputs: torch.Tensor,
+                        input_ivar: torch.Tensor | None = None) -> torch.Tensor:
+        """(n, H) the last hidden layer's features (what ``FeatureDensity`` measures)."""
+        return self._trunk(inputs, input_ivar, False)[0]
+
+    def forward(self, inputs: torch.Tensor, input_ivar: torch.Tensor | None = None,
+                with_hessian: bool = False):
+        """(mean, log_variance), each (n, n_labels), of :meth:`outputs`; ``with_hessian``:
+        (mean, log_variance, hessian)."""
+        out = self.outputs(inputs, input_ivar, with_hessian)
+        return (out.mean, out.log_variance, out.hessian) if with_hessian else out[:2]
 
 
 def build_network(architecture: dict[str, Any]) -> LabelNetwork:
@@ -197,4 +236,6 @@ def build_network(architecture: dict[str, Any]) -> LabelNetwork:
         refinement_pixels=architecture.get("refinement_pixels", 0),
         refinement_labels=architecture.get("refinement_labels", []),
         refinement_damping=architecture.get("refinement_damping", 1.0),
+        # bundles made before the feature density have none (0)
+        feature_density_rank=architecture.get("feature_density_rank", 0),
     )

@@ -13,7 +13,7 @@ import torch
 
 from desi_abundances.nn.binaries import COMPOSITE_COLUMNS, network_templates
 from desi_abundances.nn.bundle import ModelBundle
-from desi_abundances.nn.calibration import combined_error
+from desi_abundances.nn.calibration import combined_error, epistemic_factor
 from desi_abundances.nn.fit_quality import (
     CHI2_COLUMNS,
     arm_matrix,
@@ -149,8 +149,10 @@ def predict_labels(bundle: ModelBundle, spectra: Spectra, batch_size: int = 4096
         DataFrame row-matched to ``spectra``: TARGETID, ``<label>`` and ``<label>_err`` for
         every ``bundle.label_names`` (K for teff, dex otherwise; ``_err`` is the 1-sigma
         uncertainty: the network's own, or with ``bundle.error_calibration`` the calibrated
-        combination of it and the spectrum model's, ``nn.calibration.combined_error``), ``input_distance`` (compare with
-        ``bundle.ood_threshold``), ``rchi2``, ``rchi2_b``, ``rchi2_r``, ``rchi2_z`` (reduced
+        combination of it and the spectrum model's, ``nn.calibration.combined_error``; both
+        times the epistemic factor sqrt(1 + leverage)), ``input_distance`` (compare with
+        ``bundle.ood_threshold``), ``leverage`` (of the last hidden features,
+        ``nn.feature_density``; NaN for a network without one), ``rchi2``, ``rchi2_b``, ``rchi2_r``, ``rchi2_z`` (reduced
         chi-square of the spectrum model at the predicted labels, overall and per arm,
         ``nn.fit_quality``; NaN for a network without a refinement layer),
         ``composite_score`` and ``composite_dv_kms`` (a second star's lines in the residual and
@@ -173,6 +175,7 @@ def predict_labels(bundle: ModelBundle, spectra: Spectra, batch_size: int = 4096
     mean = np.empty((n, n_labels), np.float32)
     log_variance = np.empty((n, n_labels), np.float32)
     distance = np.empty(n, np.float64)
+    leverage = np.full(n, np.nan, np.float64)
     refinement = getattr(network, "refinement", None)
     with_ivar = refinement is not None
     chi2 = np.full((n, len(CHI2_COLUMNS)), np.nan, np.float32)
@@ -193,19 +196,22 @@ def predict_labels(bundle: ModelBundle, spectra: Spectra, batch_size: int = 4096
             inputs, distance[rows], input_ivar = standardise_with_distance(
                 spectra.flux[rows], spectra.ivar[rows], spectra.mask[rows], median, iqr,
                 with_ivar=with_ivar)
-            outputs = network(torch.from_numpy(inputs),
-                              None if input_ivar is None else torch.from_numpy(input_ivar),
-                              **({"with_hessian": True} if with_ivar and reuse else {}))
-            out_mean, out_log_variance = outputs[0], outputs[1]
+            outputs = network.outputs(
+                torch.from_numpy(inputs),
+                None if input_ivar is None else torch.from_numpy(input_ivar),
+                with_hessian=with_ivar and reuse)
+            out_mean = outputs.mean
             mean[rows] = out_mean.numpy()
-            log_variance[rows] = out_log_variance.numpy()
+            log_variance[rows] = outputs.log_variance.numpy()
+            if outputs.leverage is not None:
+                leverage[rows] = outputs.leverage.numpy()
             if with_ivar:
                 ivar_block = torch.from_numpy(input_ivar)
                 block_chi2, block_composite = fit_statistics(
                     refinement, torch.from_numpy(inputs), ivar_block, out_mean, arms, templates)
                 chi2[rows], composite[rows] = block_chi2.numpy(), block_composite.numpy()
                 block = model_variance[rows]
-                block[:, modelled] = (hessian_variance(outputs[2]) if reuse
+                block[:, modelled] = (hessian_variance(outputs.hessian) if reuse
                                       else fisher_variance(refinement, ivar_block)).numpy()
                 model_variance[rows] = block
     offset = np.asarray(bundle.label_offset, np.float64)
@@ -219,7 +225,9 @@ def predict_labels(bundle: ModelBundle, spectra: Spectra, batch_size: int = 4096
         for index in range(n_labels):
             errors[:, index] = combined_error(
                 errors_net[:, index], errors_model[:, index], chi2[:, 0].astype(np.float64),
-                calibration["net_scale"][index], calibration["model_scale"][index])
+                calibration["net_scale"][index], calibration["model_scale"][index], leverage)
+    else:
+        errors *= epistemic_factor(leverage)[:, None]
     unusable = ~np.isfinite(distance)
     if "rest_frame_ok" in spectra.meta.columns:
         unusable |= ~spectra.meta["rest_frame_ok"].to_numpy(bool)
@@ -228,6 +236,7 @@ def predict_labels(bundle: ModelBundle, spectra: Spectra, batch_size: int = 4096
         array[unusable] = np.nan
         array[:, untrained] = np.nan
     chi2[unusable] = np.nan
+    leverage[unusable] = np.nan
     composite[unusable] = np.nan
     columns: dict[str, Any] = {"TARGETID": spectra.meta["TARGETID"].to_numpy()}
     for index, label in enumerate(bundle.label_names):
@@ -237,6 +246,7 @@ def predict_labels(bundle: ModelBundle, spectra: Spectra, batch_size: int = 4096
             columns[f"{label}_err_net"] = errors_net[:, index]
             columns[f"{label}_err_model"] = errors_model[:, index]
     columns["input_distance"] = distance
+    columns["leverage"] = leverage
     for index, name in enumerate(CHI2_COLUMNS):
         columns[name] = chi2[:, index]
     for index, name in enumerate(COMPOSITE_COLUMNS):

@@ -142,6 +142,25 @@ def evaluate_loss(network: LabelNetwork, arrays: TrainingArrays, device: torch.d
     return total / max(count, 1), squared / max(count, 1)
 
 
+@torch.no_grad()
+def fit_feature_density(network: LabelNetwork, arrays: TrainingArrays,
+                        batch_size: int = 2048) -> None:
+    """Set ``network.density`` (``nn.feature_density``) from the last hidden features of the
+    training stars ``arrays`` (eval mode, no augmentation); nothing without a density layer."""
+    if getattr(network, "density", None) is None:
+        return
+    network.eval()
+    device = next(network.parameters()).device
+    inputs, noise = _to_tensors(arrays, device)[:2]
+    with_ivar = getattr(network, "refinement", None) is not None
+    features = [
+        network.hidden_features(inputs[rows], inverse_variance_from_noise(noise[rows])
+                                if with_ivar else None)
+        for rows in (slice(s, s + batch_size) for s in range(0, len(arrays), batch_size))
+    ]
+    network.density.fit(torch.cat(features))
+
+
 def concatenate_arrays(first: TrainingArrays, second: TrainingArrays) -> TrainingArrays:
     """Rows of ``first`` then ``second``."""
     return TrainingArrays(*(np.concatenate([a, b]) for a, b in (
