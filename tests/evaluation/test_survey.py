@@ -58,3 +58,13 @@ def test_flat_names_and_the_mock_section():
     assert all("<" not in name and ">" not in name for name in flat)
     text = survey.summary_markdown(metrics, ["teff", "logg", "fe_h"], survey.goal_check(metrics), len(t))
     assert text.startswith("## Survey-wide validation (MOCK data")
+
+
+def test_leverage_bins_appear_only_with_a_leverage_column():
+    t = table(n=1000)
+    inside = np.ones(len(t), bool)
+    assert not any(name.startswith("leverage") for name in survey.groups_of(t, inside))
+    t["leverage"] = np.linspace(0.0, 1.0, len(t))
+    groups = survey.groups_of(t, inside)
+    assert {"leverage<0.1", "leverage0.1-0.2", "leverage>=0.8"} <= set(groups)
+    assert groups["leverage>=0.8"].sum() == int((t["leverage"] >= 0.8).sum())

@@ -39,5 +39,18 @@ def test_fit_scales_recovers_the_scale_of_the_model_term():
     err_model = 1.0 / snr
     err_net = np.full(n, 1e-3)
     residual = 2.0 * err_model * rng.standard_normal(n)
-    a, c = fit_scales(residual, err_net, err_model, np.ones(n), np.zeros(n), snr)
-    assert abs(c - 2.0) <= 0.15
+    a, c, m = fit_scales(residual, err_net, err_model, np.ones(n), np.zeros(n), snr)
+    assert abs(c - 2.0) <= 0.15 and m == 1.0  # no leverage: m stays at the model's own 1
+
+
+def test_fit_scales_finds_the_epistemic_scale_of_stars_far_from_the_training_set():
+    rng = np.random.default_rng(2)
+    n = 8000
+    snr = rng.choice([10.0, 30.0, 100.0], n)
+    err_net = 1.0 / snr
+    leverage = rng.choice([0.05, 0.15, 0.3, 0.8], n)
+    true_error = err_net * np.sqrt(1.0 + 2.5**2 * leverage)  # m = 2.5
+    residual = true_error * rng.standard_normal(n)
+    a, c, m = fit_scales(residual, err_net, np.full(n, np.nan), np.ones(n), np.zeros(n), snr,
+                         leverage=leverage)
+    assert abs(a - 1.0) < 0.1 and abs(m - 2.5) < 0.3

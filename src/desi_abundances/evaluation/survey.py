@@ -7,7 +7,8 @@ robust scatter (1.4826 MAD), z = residual / predicted error with its plain std (
 and robust std (``z_rstd``), and the fraction of |z| < 1 and < 2 (``cov68``, ``cov95``;
 0.683 and 0.954 for honest Gaussian errors). Groups: all, dwarfs / giants (true log g >=
 ``DWARF_LOGG``), true [Fe/H] bins, true Teff bins, S/N bins, inside / outside the training
-coverage, and population x S/N. Residual = predicted - true (K for teff, dex otherwise).
+coverage, leverage bins (the epistemic term's input, when the catalogue has LEVERAGE) and
+population x S/N. Residual = predicted - true (K for teff, dex otherwise).
 """
 from __future__ import annotations
 
@@ -28,6 +29,9 @@ SNR_EDGES = (5.0, 10.0, 20.0, 40.0, 80.0, np.inf)
 """S/N per pixel bins (lower edge inclusive)."""
 FE_H_EDGES = (-np.inf, -2.0, -1.5, -1.0, -0.5, 0.0, np.inf)
 TEFF_EDGES = (-np.inf, 4500.0, 5000.0, 5500.0, 6000.0, 6500.0, np.inf)
+LEVERAGE_EDGES = (-np.inf, 0.1, 0.2, 0.4, 0.8, np.inf)
+"""Leverage bins (``nn.feature_density``; ~0.1 for a training-like star of the default
+network)."""
 COVERAGE_LABELS = ("teff", "logg", "fe_h")
 """Labels whose true values place a star inside or outside the training coverage."""
 COVERAGE_PERCENTILE = 99.0
@@ -112,6 +116,9 @@ def groups_of(table: pd.DataFrame, inside: np.ndarray) -> dict[str, np.ndarray]:
     groups.update(snr)
     groups["inside_training"] = inside
     groups["outside_training"] = ~inside
+    if "leverage" in table.columns and np.isfinite(table["leverage"].to_numpy(float)).any():
+        groups.update(_bins(table["leverage"].to_numpy(np.float64), LEVERAGE_EDGES,
+                            "leverage", "g"))
     for population, rows in populations.items():
         for bin_name, in_bin in snr.items():
             groups[f"{population}/{bin_name}"] = rows & in_bin

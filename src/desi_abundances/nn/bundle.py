@@ -37,9 +37,10 @@ class ModelBundle:
         versions: package versions and bundle format.
         is_mock: trained on mock data.
         metrics: optional summary figures (validation scatter...), informational.
-        error_calibration: ``{"net_scale": [a_k], "model_scale": [c_k]}`` per label
-            (``nn.calibration``, fitted on the validation split); empty: the network's own
-            errors are reported.
+        error_calibration: ``{"net_scale": [a_k], "model_scale": [c_k],
+            "epistemic_scale": [m_k]}`` per label (``nn.calibration``, fitted on the
+            validation split; bundles without ``epistemic_scale`` use 1); empty: the
+            network's own errors (times the epistemic factor) are reported.
     """
 
     state_dict: dict[str, torch.Tensor]

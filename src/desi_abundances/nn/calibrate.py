@@ -50,17 +50,16 @@ def calibrate_bundle(bundle: ModelBundle, validation: Spectra,
         return bundle
     uncalibrated = dataclasses.replace(bundle, error_calibration={})
     table = validation_predictions(uncalibrated, validation, settings["snr"], settings["seed"])
-    net_scale, model_scale = [], []
+    scales = {"net_scale": [], "model_scale": [], "epistemic_scale": []}
     for label in bundle.label_names:
-        a, c = fit_scales(
+        fitted = fit_scales(
             (table[label] - table[f"ref_{label}"]).to_numpy(),
             table[f"{label}_err_net"].to_numpy(), table[f"{label}_err_model"].to_numpy(),
             table["rchi2"].to_numpy(), np.nan_to_num(table[f"ref_{label}_err"].to_numpy()),
             table["snr"].to_numpy(), leverage=table["leverage"].to_numpy())
-        net_scale.append(a)
-        model_scale.append(c)
-    logger.info("error calibration on %d validation spectra (with degraded copies): %s",
-                len(table), {label: (a, c) for label, a, c in
-                             zip(bundle.label_names, net_scale, model_scale)})
-    return dataclasses.replace(bundle, error_calibration={"net_scale": net_scale,
-                                                          "model_scale": model_scale})
+        for key, value in zip(scales, fitted):
+            scales[key].append(round(value, 4))
+    logger.info("error calibration on %d validation spectra (with degraded copies), (a, c, m) "
+                "per label: %s", len(table),
+                {label: values for label, *values in zip(bundle.label_names, *scales.values())})
+    return dataclasses.replace(bundle, error_calibration=scales)

@@ -13,8 +13,8 @@ noise variance times (1 + h), with the leverage
 d^2 ~ H, so h ~ H / N, a few per cent of the variance for H = 512, N ~ 4,000). Far from the
 training set d^2 grows and with it the error: on the mock survey the robust z std of the
 calibrated errors rises from 0.9 to 1.7 with d^2 (issue 15), most of all for the dwarfs the
-APOGEE-like training set lacks. No parameter is fitted to make h any size: its scale is the
-Bayesian model's own.
+APOGEE-like training set lacks. h has the Bayesian model's own scale; ``nn.calibration``
+fits one factor m per label on top (err^2 x (1 + m^2 h)) on the validation split.
 
 C is kept as its ``rank`` leading eigenvectors plus one mean variance for the remaining
 directions (the features are far from full rank: the smallest eigenvalues are ~1e-5 of the

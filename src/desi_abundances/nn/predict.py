@@ -222,10 +222,12 @@ def predict_labels(bundle: ModelBundle, spectra: Spectra, batch_size: int = 4096
     errors_net = errors.copy()
     calibration = getattr(bundle, "error_calibration", None) or {}
     if calibration:
+        epistemic_scale = calibration.get("epistemic_scale", [1.0] * n_labels)
         for index in range(n_labels):
             errors[:, index] = combined_error(
                 errors_net[:, index], errors_model[:, index], chi2[:, 0].astype(np.float64),
-                calibration["net_scale"][index], calibration["model_scale"][index], leverage)
+                calibration["net_scale"][index], calibration["model_scale"][index], leverage,
+                epistemic_scale[index])
     else:
         errors *= epistemic_factor(leverage)[:, None]
     unusable = ~np.isfinite(distance)
