@@ -21,8 +21,12 @@ and so are injected cases made from the same coadds:
 
 A case counts as flagged when any of POOR_FIT, FAR_FROM_TRAINING or COMPOSITE (when the
 code has that bit) is set. Printed: the fraction flagged per case (with each bit's share),
-per flux-ratio and |dv| bin for the composites, and the false-positive rate of the normal
-stars per S/N bin.
+per flux-ratio and |dv| bin for the composites, the false-positive rate of the normal stars
+per S/N bin and (with ``--truth``) for the mock's single stars and its single-lined binaries
+(whose VRAD is off by the orbit), the rates at other COMPOSITE thresholds, and the CPU time
+(``time.process_time``, one torch thread, best of 5) of ``nn.binaries.composite_score`` per
+spectrum beside that of the whole ``predict``. Runs on code without the COMPOSITE bit too
+(the figures before it).
 
     PYTHONPATH=src python benchmarks/detection_rates.py [--n-stars 400] [--seed 1]
 """
