@@ -161,3 +161,19 @@ def test_a_layers_templates_are_made_once():
     first = network_templates(layer, WAVELENGTH, MEDIAN, IQR)
     assert network_templates(layer, WAVELENGTH, MEDIAN, IQR) is first
     assert network_templates(model_layer(), WAVELENGTH, MEDIAN, IQR) is not first
+
+
+def test_a_label_error_is_not_a_second_star():
+    """The network's labels are not the best fit: what they leave along the model's own
+    directions (the Jacobian) must not pass for a second star."""
+    layer = model_layer()
+    rng = np.random.default_rng(11)
+    truth = rng.normal(0.0, 0.5, (200, K))
+    inputs, ivar = observe(flux(truth), 50.0, seed=12)
+    off = torch.from_numpy((truth + rng.normal(0.0, 0.3, truth.shape)).astype(np.float32))
+    arms = torch.from_numpy(arm_matrix(WAVELENGTH[layer.pixel_index.numpy()]))
+    templates = composite_templates(WAVELENGTH, MEDIAN, IQR, layer.pixel_index.numpy(),
+                                    layer.jacobian.numpy())
+    chi2, out = fit_statistics(layer, inputs, ivar, off, arms, templates)
+    assert np.median(chi2[:, 0].numpy()) > 2.0  # the labels are off: a poor fit
+    assert np.mean(out[:, 0].numpy() > THRESHOLD) < 0.03
