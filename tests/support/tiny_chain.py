@@ -16,6 +16,7 @@ import mlflow
 from kedro.io import DataCatalog
 from kedro.pipeline import Pipeline
 from kedro.runner import SequentialRunner
+from kedro_mlflow.io.metrics import MlflowMetricsHistoryDataset
 from kedro_project import PROJECT, catalog_below, feed_params, load_project_config, redirect
 
 from desi_abundances.pipeline_registry import DEFAULT_CHAIN
@@ -80,7 +81,13 @@ def file_outputs(pipeline: Pipeline, catalog: DataCatalog) -> list[str]:
     in memory nor MLflow metrics (those the end-to-end chain test checks in the run)."""
     return sorted(name for name in pipeline.all_outputs() if name in catalog
                   and type(catalog.get(name)).__name__ != "MemoryDataset"
-                  and not type(catalog.get(name)).__module__.startswith("kedro_mlflow.io.metrics"))
+                  and not is_mlflow_metrics(catalog.get(name)))
+
+
+def is_mlflow_metrics(dataset) -> bool:
+    """kedro-mlflow's metric datasets and the project's batch-logging one."""
+    return (isinstance(dataset, MlflowMetricsHistoryDataset)
+            or type(dataset).__module__.startswith("kedro_mlflow.io.metrics"))
 
 
 def as_kedro_project(root: Path) -> Path:

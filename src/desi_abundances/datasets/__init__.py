@@ -9,4 +9,6 @@ that loading one dataset imports only its own dependencies (the model bundle's p
 * ``model_bundle.ModelBundleDataset``: ``ModelBundle`` <-> one safetensors file.
 * ``atomic.AtomicParquetDataset``, ``atomic.AtomicJSONDataset``: kedro-datasets' Parquet and
   JSON datasets whose local saves go through ``io.atomic``.
+* ``mlflow_metrics.MlflowBatchMetricsDataset``: kedro-mlflow's metrics dataset, logged in
+  batches.
 """
