@@ -147,6 +147,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--page-cache", nargs="+", choices=["cold", "warm"], default=["cold", "warm"],
                         help="page-cache states to measure in (the first is the JSON headline): "
                              "cold = files evicted, read from disk (a whole release); warm = in memory")
+    parser.add_argument("--output", type=Path, default=None,
+                        help="folder for the outputs of the runs (default: --cache; the mock survey "
+                             "is only read, so a shared cache can be read-only)")
     parser.add_argument("--profile", action="store_true", help="per-stage timing on a few coadds")
     parser.add_argument("--profile-files", type=int, default=6)
     args = parser.parse_args(argv)
@@ -181,7 +184,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"ceiling (back to back) = {ceiling:.0f} spectra/s; if they overlapped perfectly: "
               f"{min(r_read, r_forward):.0f} spectra/s", flush=True)
         set_page_cache(files, state)
-        out = args.cache / "inference_output"
+        out = (args.output or args.cache) / "inference_output"
         with PeakRss() as memory:
             report, summary, seconds, cpu_seconds = run_end_to_end(survey, bundle, out, overrides)
         n_spectra = int(report["n_spectra_predicted"])
@@ -212,7 +215,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "idle_cores_ceiling_spectra_per_s": round(ceiling_idle, 1),
         }
     if args.profile:
-        profile_stages(survey, bundle, args.profile_files, args.cache / "profile_output")
+        profile_stages(survey, bundle, args.profile_files, (args.output or args.cache) / "profile_output")
     print(f"load average after: {load_average()}", flush=True)
     headline = runs[args.page_cache[0]]
     result = {
