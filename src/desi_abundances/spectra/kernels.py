@@ -156,10 +156,12 @@ def _normalise_arm_row(flux, ivar, mask, taps, iterations, clip_sigma, keep_frac
         wf_p[p] = product if good else zero
     w_p[n_pixels:] = zero
     wf_p[n_pixels:] = zero
-    for b in range(n_bins):
-        for k in range(bin_pixels):
-            w_t[k, b] = w_p[b * bin_pixels + k]
-            wf_t[k, b] = wf_p[b * bin_pixels + k]
+    for k in range(bin_pixels):  # pixel-outer: contiguous stores (it vectorises)
+        w_k = w_t[k]
+        wf_k = wf_t[k]
+        for b in range(n_bins):
+            w_k[b] = w_p[b * bin_pixels + k]
+            wf_k[b] = wf_p[b * bin_pixels + k]
     _bin_sums(wf_t, w_t, sum_wf, sum_w)
     _smooth_level(sum_wf, sum_w, taps, level, scratch)
     if iterations > 1:
