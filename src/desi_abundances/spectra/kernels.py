@@ -480,10 +480,10 @@ def _median_of_row(values, count, keys, candidates, histograms):
     low, below, equal = _select_key(keys, low_rank, candidates, histograms)
     high = low
     if count % 2 == 0 and low_rank + 1 >= below + equal:  # the next larger key
-        high = np.uint32(0xFFFFFFFF)
-        for p in range(n_pixels):
+        high = top = np.uint32(0xFFFFFFFF)
+        for p in range(n_pixels):  # the smallest key above low (a min: it vectorises)
             key = keys[p]
-            high = key if (key > low and key < high) else high
+            high = min(high, key if key > low else top)
     return (_value_of_key(low) + _value_of_key(high)) / np.float32(2.0)
 
 
