@@ -63,9 +63,11 @@ printed before and after.
 Measured 2026-12-02 (session 5), trained bundle with the leverage term, load average 3.9-5.8
 (two other users: wall rates and even CPU times move by +-25 % run to run, so compare CPU
 times of interleaved runs or min-of-N timings): single-threaded stage timings (40 coadds,
-torch 1 thread) read 38-42 us, preprocess + S/N 84 -> 75 us (the continuum weights' bin-major
-transpose vectorised), network 50 us + refinement step 38 us, chi2 23 us, standardise +
-distance 11 us, Parquet 8 us, the rest ~20 us: ~268 us. The end-to-end run costs 300-410 us
+torch 1 thread) read 38-54 us, preprocess + S/N 84-100 -> 75-81 us (main vs this session's
+kernels, interleaved; the kernel alone, min of 15: 68-72 -> 58-60 us: the continuum weights'
+bin-major transpose and the median's next-key search vectorised), network 50 us +
+refinement step 38 us, chi2 23 us, standardise + distance 11 us, Parquet 8 us, the rest
+~20 us: 268-311 us. The end-to-end run costs 300-410 us
 CPU per spectrum: its threads add 40-60 us (system time for fresh pages and page-table
 shootdowns while both cores allocate; the reader threads and the network run at once).
 
