@@ -60,6 +60,17 @@ spectrum ...}}}``; the headline keys are those of the first ``--page-cache`` sta
 by default). Other processes may load the CPU: the load average (``os.getloadavg``) is
 printed before and after.
 
+Measured 2026-12-02 (session 5), trained bundle with the leverage term, load average 3.9-5.8
+(two other users: wall rates and even CPU times move by +-25 % run to run, so compare CPU
+times of interleaved runs or min-of-N timings): single-threaded stage timings (40 coadds,
+torch 1 thread) read 38-54 us, preprocess + S/N 84-100 -> 75-81 us (main vs this session's
+kernels, interleaved; the kernel alone, min of 15: 68-72 -> 58-60 us: the continuum weights'
+bin-major transpose and the median's next-key search vectorised), network 50 us +
+refinement step 38 us, chi2 23 us, standardise + distance 11 us, Parquet 8 us, the rest
+~20 us: 268-311 us. The end-to-end run costs 300-410 us
+CPU per spectrum: its threads add 40-60 us (system time for fresh pages and page-table
+shootdowns while both cores allocate; the reader threads and the network run at once).
+
 Measured 2026-11-25 (third session), two runs, defaults (``prefetch: 2``), trained bundle
 (refinement on 2,048 pixels), load average 0.9-2.1:
 
@@ -147,6 +158,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--page-cache", nargs="+", choices=["cold", "warm"], default=["cold", "warm"],
                         help="page-cache states to measure in (the first is the JSON headline): "
                              "cold = files evicted, read from disk (a whole release); warm = in memory")
+    parser.add_argument("--output", type=Path, default=None,
+                        help="folder for the outputs of the runs (default: --cache; the mock survey "
+                             "is only read, so a shared cache can be read-only)")
     parser.add_argument("--profile", action="store_true", help="per-stage timing on a few coadds")
     parser.add_argument("--profile-files", type=int, default=6)
     args = parser.parse_args(argv)
@@ -181,7 +195,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"ceiling (back to back) = {ceiling:.0f} spectra/s; if they overlapped perfectly: "
               f"{min(r_read, r_forward):.0f} spectra/s", flush=True)
         set_page_cache(files, state)
-        out = args.cache / "inference_output"
+        out = (args.output or args.cache) / "inference_output"
         with PeakRss() as memory:
             report, summary, seconds, cpu_seconds = run_end_to_end(survey, bundle, out, overrides)
         n_spectra = int(report["n_spectra_predicted"])
@@ -212,7 +226,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "idle_cores_ceiling_spectra_per_s": round(ceiling_idle, 1),
         }
     if args.profile:
-        profile_stages(survey, bundle, args.profile_files, args.cache / "profile_output")
+        profile_stages(survey, bundle, args.profile_files, (args.output or args.cache) / "profile_output")
     print(f"load average after: {load_average()}", flush=True)
     headline = runs[args.page_cache[0]]
     result = {

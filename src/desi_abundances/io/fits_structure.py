@@ -114,7 +114,7 @@ def _checked_cards(cards: list[str], where: str) -> list[str]:
     for number, text in enumerate(cards):
         keyword = text[:8].strip()
         problem = None
-        if any(not 32 <= ord(char) <= 126 for char in text):
+        if not (text.isascii() and text.isprintable()):  # every byte in 32..126
             problem = "holds bytes that are not printable ASCII"
         elif not _KEYWORD_RE.match(text[:8]):
             problem = f"has an invalid keyword {text[:8]!r}"

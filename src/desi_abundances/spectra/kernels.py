@@ -129,7 +129,7 @@ def _bin_sums(wf_t, w_t, sum_wf, sum_w):
 @njit(cache=True, nogil=True, error_model="numpy")
 def _normalise_arm_row(flux, ivar, mask, taps, iterations, clip_sigma, keep_fraction,
                        left_weight, right_weight, weighted, total, w_t, wf_t, k_sqrt_w_t,
-                       sum_wf, sum_w, level, scaled, scratch):
+                       sum_wf, sum_w, level, scaled, scratch, w_p, wf_p):
     """:func:`spectra.normalise_arm` of one spectrum's arm (1-d ``flux``, ``ivar``,
     ``mask``), added into its slice of the merged row: ``weighted += ivar_n * flux_n`` and
     ``total += ivar_n``.
@@ -138,23 +138,30 @@ def _normalise_arm_row(flux, ivar, mask, taps, iterations, clip_sigma, keep_frac
     ``b * bin_pixels + k`` at ``[k, b]``), so the bin sums and the clipping passes run across
     bins on contiguous rows and vectorise; each bin is still summed in pixel order (the
     same float32 sums). ``sum_wf``, ``sum_w``, ``level``, ``scaled``: (n_bins,); all work
-    arrays contiguous (strided ones would stop the loops vectorising).
+    arrays contiguous (strided ones would stop the loops vectorising). ``w_p``, ``wf_p``:
+    (bin_pixels * n_bins,) the same weights in pixel order (work arrays).
     """
     n_pixels = flux.size
     bin_pixels, n_bins = w_t.shape
     half = left_weight.size
     zero = np.float32(0.0)
-    for b in range(n_bins):
-        for k in range(bin_pixels):
-            p = b * bin_pixels + k
-            inside = p < n_pixels  # the last bin's padding pixels weigh 0
-            q = p if inside else n_pixels - 1
-            weight = ivar[q]
-            weight = weight if (inside & (mask[q] == 0) & (weight > 0)) else zero
-            product = flux[q] * weight
-            good = np.isfinite(product)
-            w_t[k, b] = weight if good else zero
-            wf_t[k, b] = product if good else zero
+    # weights in pixel order first (contiguous: vectorises), then transposed to bin-major;
+    # the last bin's padding pixels weigh 0
+    for p in range(n_pixels):
+        weight = ivar[p]
+        weight = weight if ((mask[p] == 0) & (weight > 0)) else zero
+        product = flux[p] * weight
+        good = np.isfinite(product)
+        w_p[p] = weight if good else zero
+        wf_p[p] = product if good else zero
+    w_p[n_pixels:] = zero
+    wf_p[n_pixels:] = zero
+    for k in range(bin_pixels):  # pixel-outer: contiguous stores (it vectorises)
+        w_k = w_t[k]
+        wf_k = wf_t[k]
+        for b in range(n_bins):
+            w_k[b] = w_p[b * bin_pixels + k]
+            wf_k[b] = wf_p[b * bin_pixels + k]
     _bin_sums(wf_t, w_t, sum_wf, sum_w)
     _smooth_level(sum_wf, sum_w, taps, level, scratch)
     if iterations > 1:
@@ -281,6 +288,8 @@ def preprocess_rows(fluxes, ivars, masks, offsets, bin_pixels, taps, iterations,
     w_flat = np.empty(bin_pixels * max_bins, np.float32)
     wf_flat = np.empty(bin_pixels * max_bins, np.float32)
     k_sqrt_w_flat = np.empty(bin_pixels * max_bins, np.float32)
+    w_pixels = np.empty(bin_pixels * max_bins, np.float32)
+    wf_pixels = np.empty(bin_pixels * max_bins, np.float32)
     sum_wf = np.empty(max_bins, np.float32)
     sum_w = np.empty(max_bins, np.float32)
     level = np.empty(max_bins, np.float32)
@@ -315,7 +324,8 @@ def preprocess_rows(fluxes, ivars, masks, offsets, bin_pixels, taps, iterations,
                 w_flat[:size].reshape((bin_pixels, n_bins)),
                 wf_flat[:size].reshape((bin_pixels, n_bins)),
                 k_sqrt_w_flat[:size].reshape((bin_pixels, n_bins)),
-                sum_wf[:n_bins], sum_w[:n_bins], level[:n_bins], scaled[:n_bins], scratch)
+                sum_wf[:n_bins], sum_w[:n_bins], level[:n_bins], scaled[:n_bins], scratch,
+                w_pixels[:size], wf_pixels[:size])
         column = 0
         n_good = 0
         for a in range(len(fluxes)):
@@ -470,10 +480,10 @@ def _median_of_row(values, count, keys, candidates, histograms):
     low, below, equal = _select_key(keys, low_rank, candidates, histograms)
     high = low
     if count % 2 == 0 and low_rank + 1 >= below + equal:  # the next larger key
-        high = np.uint32(0xFFFFFFFF)
-        for p in range(n_pixels):
+        high = top = np.uint32(0xFFFFFFFF)
+        for p in range(n_pixels):  # the smallest key above low (a min: it vectorises)
             key = keys[p]
-            high = key if (key > low and key < high) else high
+            high = min(high, key if key > low else top)
     return (_value_of_key(low) + _value_of_key(high)) / np.float32(2.0)
 
 
