@@ -10,7 +10,7 @@ noise variance times (1 + h), with the leverage
     h(x) = (1 + d^2(x)) / N,   d^2 = (phi - mu)^T C^-1 (phi - mu)
 
 (mu, C: mean and covariance of the training stars' features; for a training-like star
-d^2 ~ H, so h ~ H / N, a few per cent of the variance for H = 512, N ~ 4,000). Far from the
+d^2 ~ H, so h ~ H / N, about 0.1 for H = 512, N ~ 4,000). Far from the
 training set d^2 grows and with it the error: on the mock survey the robust z std of the
 calibrated errors rises from 0.9 to 1.7 with d^2 (issue 15), most of all for the dwarfs the
 APOGEE-like training set lacks. h has the Bayesian model's own scale; ``nn.calibration``
