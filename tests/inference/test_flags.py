@@ -22,7 +22,7 @@ def flag_of(frame: pd.DataFrame, settings: FlagSettings) -> list[int]:
 
 
 def test_composite_bit_from_the_composite_score():
-    frame = table(composite_score=[2.0, 12.0, np.nan, 500.0], rchi2=[1.0, 1.0, 1.0, 9.0])
+    frame = table(composite_score=[2.0, 12.0, np.nan, 500.0], rchi2_floor=[1.0, 1.0, 1.0, 9.0])
     assert FLAG_BITS["COMPOSITE"] == 8
     assert flag_of(frame, FlagSettings()) == [0, 1 << 8, 0, (1 << 8) | (1 << 7)]
     assert flag_of(frame, FlagSettings(max_composite_score=1.0)) == [

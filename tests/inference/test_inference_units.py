@@ -165,13 +165,16 @@ def test_poor_fit_bit_from_the_reduced_chi_square():
     table = pd.DataFrame({
         "snr": [50.0] * 4, "vrad_kms": [1.0] * 4, "COADD_FIBERSTATUS": [0] * 4,
         "input_distance": [1.0] * 4, "a": [0.5] * 4, "a_err": [0.1] * 4,
-        "rchi2": [1.2, 3.5, np.nan, 40.0],
+        "rchi2": [50.0] * 4,  # not what POOR_FIT reads: the floored chi-square is
+        "rchi2_floor": [1.2, 3.5, np.nan, 40.0],
     })
-    flag, _ = quality_flags(table, ["a"], np.zeros(1), np.ones(1), 5.0, FlagSettings(max_rchi2=3.0))
+    flag, _ = quality_flags(table, ["a"], np.zeros(1), np.ones(1), 5.0,
+                            FlagSettings(max_rchi2_floor=3.0))
     assert FLAG_BITS["POOR_FIT"] == 7
     assert list(flag) == [0, 1 << 7, 0, 1 << 7]
-    strict, _ = quality_flags(table, ["a"], np.zeros(1), np.ones(1), 5.0, FlagSettings(max_rchi2=1.0))
+    strict, _ = quality_flags(table, ["a"], np.zeros(1), np.ones(1), 5.0,
+                              FlagSettings(max_rchi2_floor=1.0))
     assert list(strict) == [1 << 7, 1 << 7, 0, 1 << 7]
-    no_column, _ = quality_flags(table.drop(columns="rchi2"), ["a"], np.zeros(1), np.ones(1), 5.0,
+    no_column, _ = quality_flags(table.drop(columns="rchi2_floor"), ["a"], np.zeros(1), np.ones(1), 5.0,
                                  FlagSettings())
     assert list(no_column) == [0, 0, 0, 0]

@@ -89,9 +89,10 @@ def test_predict_labels_columns_units_and_nan_rows():
     out = predict_labels(bundle, spectra, batch_size=3)
     assert list(out.columns) == ["TARGETID", "teff", "teff_err", "logg", "logg_err", "fe_h",
                                  "fe_h_err", "input_distance", "leverage", "rchi2", "rchi2_b",
-                                 "rchi2_r", "rchi2_z", "composite_score", "composite_dv_kms"]
+                                 "rchi2_r", "rchi2_z", "rchi2_floor", "composite_score",
+                                 "composite_dv_kms"]
     # no refinement layer: no spectrum model to fit
-    assert out[["rchi2", "composite_score", "composite_dv_kms"]].isna().all().all()
+    assert out[["rchi2", "rchi2_floor", "composite_score", "composite_dv_kms"]].isna().all().all()
     assert list(out["TARGETID"]) == list(spectra.meta["TARGETID"])
     ok = np.array([0, 1, 3, 5, 6])
     assert out.loc[ok, ["teff", "teff_err", "logg", "input_distance"]].notna().all().all()

@@ -51,8 +51,24 @@ def test_a_star_the_model_describes_scores_about_one_in_every_arm():
     labels = np.random.default_rng(2).normal(0, 0.5, (200, K))
     inputs, ivar = spectra(refinement, labels, sigma=0.05)
     out = chi2(refinement, inputs, ivar, labels)
-    assert out.shape == (200, 4)
-    assert np.all(np.abs(np.median(out, axis=0) - 1.0) < 0.1)
+    assert out.shape == (200, 5)
+    assert np.all(np.abs(np.median(out[:, :4], axis=0) - 1.0) < 0.1)
+    # the floored column weighs each pixel less (a 0.5 floor against a 0.01 scatter)
+    assert np.all(out[:, 4] < 0.1 * out[:, 0])
+
+
+def test_the_model_error_floor_keeps_a_galaxy_and_forgives_model_errors():
+    refinement = layer()
+    labels = np.random.default_rng(5).normal(0, 0.5, (100, K))
+    inputs, ivar = spectra(refinement, labels, sigma=0.01)  # bright: S/N ~ 100
+    model_error = torch.from_numpy(np.random.default_rng(6).normal(0, 0.1, inputs.shape)
+                                   .astype(np.float32))  # 10x the noise, well below the floor
+    alien = torch.from_numpy(np.random.default_rng(7).normal(0, 2.0, inputs.shape)
+                             .astype(np.float32))
+    imperfect = chi2(refinement, inputs + model_error, ivar, labels)
+    other = chi2(refinement, alien, ivar, labels)
+    assert np.median(imperfect[:, 0]) > 50 and np.median(imperfect[:, 4]) < 2.0
+    assert np.median(other[:, 4]) > 10
 
 
 def test_injected_cases_score_high():

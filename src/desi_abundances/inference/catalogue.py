@@ -75,7 +75,7 @@ def build_value_added_catalogue(report: Mapping[str, Any], vac_filepath: str | o
     VAC (streaming, atomic); skipped when the VAC was already built from the same files.
 
     Header: MOCK (input coadds were mock), MOCKMODL (model trained on mock data), BUNDLSHA,
-    FPRINT, INPUTSHA, NCOADD, NMISSING, MINSNR, MAXRCHI2, MAXCOMP, OODTHR, FLAGBn, LRNGBn.
+    FPRINT, INPUTSHA, NCOADD, NMISSING, MINSNR, MAXRCHFL, MAXCOMP, OODTHR, FLAGBn, LRNGBn.
 
     Raises:
         InferenceError: when no selected partition has a complete output.
@@ -134,7 +134,7 @@ def build_value_added_catalogue(report: Mapping[str, Any], vac_filepath: str | o
         "NCOADD": (len(paths), "coadds merged"),
         "NMISSING": (n_missing, "selected coadds without output"),
         "MINSNR": (report.get("min_snr"), "LOW_SNR when SNR below this"),
-        "MAXRCHI2": (report.get("max_rchi2"), "POOR_FIT when RCHI2 above this"),
+        "MAXRCHFL": (report.get("max_rchi2_floor"), "POOR_FIT when RCHI2_FLOOR above this"),
         "MAXCOMP": (report.get("max_composite_score"), "COMPOSITE when COMPOSITE_SCORE above"),
         "OODTHR": (report.get("ood_threshold"), "FAR_FROM_TRAINING when INPUT_DISTANCE above"),
         "NFAILED": (len(failed), "coadds that failed (FAILEDn: which)"),

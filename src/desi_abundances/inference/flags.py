@@ -17,10 +17,11 @@ bit   name                    set when
 6     MISSING_ARM             an arm (B, R or Z) of the spectrum is wholly unusable
                               (``spectra.unusable_arms``: negative or non-finite IVAR,
                               non-finite flux where IVAR > 0, or no good pixel)
-7     POOR_FIT                ``rchi2`` (reduced chi-square of the spectrum model at the
-                              predicted labels, ``nn.fit_quality``) > ``flags.max_rchi2``:
-                              not a normal single star (galaxy/QSO, wrong velocity,
-                              double-lined binary, another instrument) or a poor model
+7     POOR_FIT                ``rchi2_floor`` (reduced chi-square of the spectrum model at
+                              the predicted labels with a model-error floor,
+                              ``nn.fit_quality``) > ``flags.max_rchi2_floor``: not a normal
+                              single star (galaxy/QSO, wrong velocity, double-lined binary,
+                              another instrument) or a poor model
 8     COMPOSITE               ``composite_score`` (a second star's line pattern at another
                               velocity, 80-400 km/s, in the residual of the spectrum model,
                               ``nn.binaries``) > ``flags.max_composite_score``: a
@@ -96,7 +97,7 @@ def quality_flags(
             & np.isfinite(distance)
         ),
         "MISSING_ARM": np.zeros(n, bool) if missing_arm is None else np.asarray(missing_arm, bool),
-        "POOR_FIT": _above(table, "rchi2", flags.max_rchi2),
+        "POOR_FIT": _above(table, "rchi2_floor", flags.max_rchi2_floor),
         "COMPOSITE": _above(table, "composite_score", flags.max_composite_score),
     }
     flag = np.zeros(n, dtype=np.int32)

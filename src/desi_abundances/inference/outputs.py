@@ -22,10 +22,11 @@ from desi_abundances.inference.settings import InferenceSettings
 from desi_abundances.inference.velocities import RadialVelocityLookup
 from desi_abundances.io.atomic import atomic_write
 
-OUTPUT_SCHEMA_VERSION = 5
+OUTPUT_SCHEMA_VERSION = 6
 """Bump when the per-coadd table changes, so that older outputs count as stale (2: flag
 bit 6 MISSING_ARM; 3: the rchi2 columns and flag bit 7 POOR_FIT; 4: the leverage column;
-5: composite_score, composite_dv_kms and flag bit 8 COMPOSITE)."""
+5: composite_score, composite_dv_kms and flag bit 8 COMPOSITE; 6: rchi2_floor, POOR_FIT
+from it)."""
 
 METADATA_KEY = b"desi_abundances.inference"
 """Parquet key-value metadata key under which each per-coadd file records its provenance."""

@@ -224,8 +224,8 @@ def predict_coadd(
     return finish_partition(prepared, predictor, settings)
 
 
-FIT_QUALITY_COLUMNS = ("rchi2", "rchi2_b", "rchi2_r", "rchi2_z", "composite_score",
-                       "composite_dv_kms")
+FIT_QUALITY_COLUMNS = ("rchi2", "rchi2_b", "rchi2_r", "rchi2_z", "rchi2_floor",
+                       "composite_score", "composite_dv_kms")
 """Reduced chi-square of the spectrum model at the predicted labels (``nn.fit_quality``) and
 the composite-spectrum score with its velocity (``nn.binaries``)."""
 EPISTEMIC_COLUMNS = ("leverage",)
@@ -243,8 +243,9 @@ def empty_output_table(label_names: Sequence[str]) -> pd.DataFrame:
     Columns: TARGETID (int64), TARGET_RA, TARGET_DEC (deg), SURVEY, PROGRAM, HEALPIX (int32),
     COADD_FIBERSTATUS (int32), snr (median S/N per pixel), vrad_kms (km/s, NaN when not
     usable), each label and ``<label>_err`` (K for teff, dex otherwise, float32),
-    input_distance, rchi2, rchi2_b, rchi2_r, rchi2_z (reduced chi-square of the spectrum
-    model, overall and per arm; NaN when the predictor has none), composite_score,
+    input_distance, rchi2, rchi2_b, rchi2_r, rchi2_z, rchi2_floor (reduced chi-square of the
+    spectrum model, overall, per arm and with the model-error floor; NaN when the predictor
+    has none), composite_score,
     composite_dv_kms (``nn.binaries``; NaN likewise), leverage (of the network's features,
     ``nn.feature_density``; NaN when it has none), flag (int32 bits, see
     ``inference.flags``), label_range_flag (int64).

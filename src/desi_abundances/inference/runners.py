@@ -387,7 +387,7 @@ def _run_selected(coadds: CoaddPaths, selected: list[str], predictor: LabelPredi
         "bundle_is_mock": bool(predictor.is_mock),
         "ood_threshold": float(predictor.ood_threshold),
         "min_snr": float(settings.flags.min_snr),
-        "max_rchi2": float(settings.flags.max_rchi2),
+        "max_rchi2_floor": float(settings.flags.max_rchi2_floor),
         "max_composite_score": float(settings.flags.max_composite_score),
         "partitions": plan.selected,
     }

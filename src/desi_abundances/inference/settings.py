@@ -15,15 +15,16 @@ class FlagSettings:
         min_snr: spectra with median S/N per pixel below this get LOW_SNR.
         range_labels: labels whose leaving the training range sets LABEL_OUT_OF_RANGE in
             ``flag`` (None: every label); ``label_range_flag`` always has every label's bit.
-        max_rchi2: spectra whose reduced chi-square against the spectrum model at their
-            predicted labels (``rchi2``, ``nn.fit_quality``) exceeds this get POOR_FIT.
+        max_rchi2_floor: spectra whose reduced chi-square against the spectrum model at
+            their predicted labels with the model-error floor (``rchi2_floor``,
+            ``nn.fit_quality``) exceeds this get POOR_FIT.
         max_composite_score: spectra whose ``composite_score`` (a second star's lines at
             another velocity, ``nn.binaries``) exceeds this get COMPOSITE.
     """
 
     min_snr: float = 10.0
     range_labels: tuple[str, ...] | None = None
-    max_rchi2: float = 3.0
+    max_rchi2_floor: float = 2.0
     max_composite_score: float = 10.0
 
     def __post_init__(self) -> None:

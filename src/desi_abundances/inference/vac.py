@@ -30,9 +30,10 @@ from desi_abundances.io.atomic import atomic_write
 
 logger = logging.getLogger(__name__)
 
-VAC_SCHEMA_VERSION = 4
+VAC_SCHEMA_VERSION = 5
 """2: PRIMARY and NSPEC; no TUNIT on dex columns (TCOMMn), km s-1. 3: RCHI2*, POOR_FIT.
-4: LEVERAGE; COMPOSITE_SCORE, COMPOSITE_DV, FLAG bit 8 COMPOSITE."""
+4: LEVERAGE; COMPOSITE_SCORE, COMPOSITE_DV, FLAG bit 8 COMPOSITE. 5: RCHI2_FLOOR, POOR_FIT
+from it (MAXRCHFL)."""
 FITS_UNITS = {"deg", "K", "km s-1"}
 """Units written as TUNITn; others (dex) go to TCOMMn only."""
 COMPUTED = "__computed__"
@@ -79,6 +80,8 @@ def vac_columns(label_names: Sequence[str]) -> list[VacColumn]:
         VacColumn("RCHI2_B", "rchi2_b", ">f4", "E", "", "reduced chi2, B arm"),
         VacColumn("RCHI2_R", "rchi2_r", ">f4", "E", "", "reduced chi2, R arm"),
         VacColumn("RCHI2_Z", "rchi2_z", ">f4", "E", "", "reduced chi2, Z arm"),
+        VacColumn("RCHI2_FLOOR", "rchi2_floor", ">f4", "E", "",
+                  "reduced chi2 with a model-error floor"),
         VacColumn("LEVERAGE", "leverage", ">f4", "E", "", "leverage of the network's features"),
         VacColumn("COMPOSITE_SCORE", "composite_score", ">f4", "E", "",
                   "second star's lines at another velocity (score)"),

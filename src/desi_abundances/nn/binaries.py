@@ -134,12 +134,17 @@ CACHE_ATTRIBUTE = "_composite_templates"
 """Attribute of a refinement layer holding its :func:`network_templates`."""
 
 
+def floored_weight(ivar: torch.Tensor, floor: float = MODEL_FLOOR) -> torch.Tensor:
+    """w = ivar / (1 + ivar floor^2): a pixel's weight with a model-error floor (input units)."""
+    return ivar.mul(floor**2).add_(1.0).reciprocal_().mul_(ivar)
+
+
 def composite_score(residual: torch.Tensor, ivar: torch.Tensor,
                     templates: CompositeTemplates) -> tuple[torch.Tensor, torch.Tensor]:
     """``(score, dv_kms)`` per star (module docstring) from the single-star residual and its
     inverse variance on the model's pixels, (n, P) in input units (ivar 0 where masked).
     NaN for a star without a good pixel."""
-    weight = ivar.mul(templates.floor**2).add_(1.0).reciprocal_().mul_(ivar)
+    weight = floored_weight(ivar, templates.floor)
     weighted = residual * weight
     amplitude = weighted @ templates.templates
     norm = weight @ templates.squared
