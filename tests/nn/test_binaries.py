@@ -13,6 +13,7 @@ from desi_abundances.nn.binaries import (
     VELOCITIES_KMS,
     composite_score,
     composite_templates,
+    floored_weight,
     network_templates,
     shifted_pattern,
 )
@@ -152,7 +153,9 @@ def test_emission_at_another_velocity_is_not_a_second_star():
     templates = composite_templates(WAVELENGTH, MEDIAN, IQR, pixels.numpy(),
                                     layer.jacobian.numpy())
     residual = -5.0 * templates.templates[:, 3].expand(20, -1).clone()  # negative amplitude
-    score, _ = composite_score(residual, ivar[:, pixels], templates)
+    weight = floored_weight(ivar[:, pixels])
+    rchi2_floor = (residual**2 * weight).sum(dim=1) / (ivar[:, pixels] > 0).sum(dim=1)
+    score, _ = composite_score(residual, weight, rchi2_floor, templates)
     assert float(score.max()) < THRESHOLD
 
 

@@ -68,13 +68,11 @@ DERIVATIVE_STEP_KMS = 5.0
 @dataclass(frozen=True)
 class CompositeTemplates:
     """The matched filters of :func:`composite_score`: ``templates`` (P, V) float32 on the
-    model's pixels, their squares ``squared``, ``velocities`` (V,) km/s, ``floor`` the
-    model-error floor (input units)."""
+    model's pixels, their squares ``squared``, ``velocities`` (V,) km/s."""
 
     templates: torch.Tensor
     squared: torch.Tensor
     velocities: np.ndarray
-    floor: float = MODEL_FLOOR
 
 
 def shifted_pattern(wavelength: np.ndarray, median: np.ndarray, at: np.ndarray,
@@ -86,8 +84,7 @@ def shifted_pattern(wavelength: np.ndarray, median: np.ndarray, at: np.ndarray,
 
 def composite_templates(wavelength: np.ndarray, pixel_median: np.ndarray, pixel_iqr: np.ndarray,
                         pixel_index: np.ndarray, jacobian: np.ndarray,
-                        velocities: np.ndarray = VELOCITIES_KMS, floor: float = MODEL_FLOOR
-                        ) -> CompositeTemplates:
+                        velocities: np.ndarray = VELOCITIES_KMS) -> CompositeTemplates:
     """Second-component templates on the model's pixels, orthogonal to what a single star can
     do (module docstring).
 
@@ -114,7 +111,7 @@ def composite_templates(wavelength: np.ndarray, pixel_median: np.ndarray, pixel_
     basis, _ = np.linalg.qr(nuisance)
     templates = pattern - basis @ (basis.T @ pattern)
     templates = torch.from_numpy(templates.astype(np.float32))
-    return CompositeTemplates(templates, templates.square(), velocities, float(floor))
+    return CompositeTemplates(templates, templates.square(), velocities)
 
 
 def network_templates(refinement, wavelength: np.ndarray, pixel_median: np.ndarray,
@@ -139,20 +136,18 @@ def floored_weight(ivar: torch.Tensor, floor: float = MODEL_FLOOR) -> torch.Tens
     return ivar.mul(floor**2).add_(1.0).reciprocal_().mul_(ivar)
 
 
-def composite_score(residual: torch.Tensor, ivar: torch.Tensor,
+def composite_score(residual: torch.Tensor, weight: torch.Tensor, rchi2_floor: torch.Tensor,
                     templates: CompositeTemplates) -> tuple[torch.Tensor, torch.Tensor]:
     """``(score, dv_kms)`` per star (module docstring) from the single-star residual and its
-    inverse variance on the model's pixels, (n, P) in input units (ivar 0 where masked).
-    NaN for a star without a good pixel."""
-    weight = floored_weight(ivar, templates.floor)
-    weighted = residual * weight
-    amplitude = weighted @ templates.templates
+    :func:`floored_weight` on the model's pixels, (n, P) in input units (weight 0 where
+    masked), and the residual's scale ``rchi2_floor`` (n,): sum_p w_p r_p^2 / n_good, NaN for
+    a star without a good pixel (``nn.fit_quality`` computes it once for POOR_FIT and this).
+    NaN where ``rchi2_floor`` is."""
+    amplitude = (residual * weight) @ templates.templates
     norm = weight @ templates.squared
     gain = amplitude.clamp(min=0.0).square_().div_(norm.clamp_(min=1e-30))
     best, where = gain.max(dim=1)
-    n_good = (ivar > 0).sum(dim=1).to(residual.dtype)
-    scale = weighted.mul_(residual).sum(dim=1) / n_good.clamp(min=1.0)
-    score = best / scale.clamp(min=1.0)
-    score = torch.where(n_good > 0, score, torch.full_like(score, float("nan")))
+    good = torch.isfinite(rchi2_floor)
+    score = best / rchi2_floor.clamp(min=1.0)
     dv = torch.from_numpy(templates.velocities.astype(np.float32))[where]
-    return score, torch.where(n_good > 0, dv, torch.full_like(dv, float("nan")))
+    return score, torch.where(good, dv, torch.full_like(dv, float("nan")))

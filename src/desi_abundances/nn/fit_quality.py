@@ -81,17 +81,19 @@ def fit_statistics(refinement, inputs: torch.Tensor, input_ivar: torch.Tensor,
     the (n, 2) ``nn.binaries.composite_score`` (score, dv km/s) of the same residual (else
     None), block by block."""
     chi2 = inputs.new_empty(inputs.shape[0], len(CHI2_COLUMNS))
-    n_good = inputs.new_empty(inputs.shape[0], len(CHI2_COLUMNS))
     composite = None if templates is None else inputs.new_empty(inputs.shape[0], 2)
     for start in range(0, inputs.shape[0], CHI2_BLOCK_ROWS):
         rows = slice(start, start + CHI2_BLOCK_ROWS)
-        chi2[rows], n_good[rows], score = _chi2_block(refinement, inputs[rows], input_ivar[rows],
-                                                      labels[rows], arms, templates)
+        chi2[rows], score = _chi2_block(refinement, inputs[rows], input_ivar[rows],
+                                        labels[rows], arms, templates)
         if composite is not None:
             composite[rows, 0], composite[rows, 1] = score
-    chi2 = torch.where(n_good > 0, chi2 / n_good.clamp(min=1.0),
-                       torch.full_like(chi2, float("nan")))
     return chi2, composite
+
+
+def _per_pixel(sums: torch.Tensor, n_good: torch.Tensor) -> torch.Tensor:
+    """Chi-square sums / good-pixel counts; NaN without a good pixel."""
+    return torch.where(n_good > 0, sums / n_good.clamp(min=1.0), torch.full_like(sums, float("nan")))
 
 
 CHI2_BLOCK_ROWS = 256
@@ -101,21 +103,21 @@ CHI2_BLOCK_ROWS = 256
 def _chi2_block(refinement, inputs: torch.Tensor, input_ivar: torch.Tensor,
                 labels: torch.Tensor, arms: torch.Tensor,
                 templates: CompositeTemplates | None = None):
-    """(chi-square sums, good-pixel counts) per arm column of one block of stars, and the
-    composite (score, dv) with ``templates`` (else None)."""
+    """(reduced chi-squares, :data:`CHI2_COLUMNS`) of one block of stars, and the composite
+    (score, dv) with ``templates`` (else None)."""
     pixels = refinement.pixel_index
     flux = torch.index_select(inputs, 1, pixels)
     ivar = torch.index_select(input_ivar, 1, pixels)
     weight = refinement.weight(ivar, refinement.intrinsic_variance)
     model = refinement.design(labels[:, refinement.label_index]) @ refinement.coefficients
     residual = flux.sub_(model)  # in place: index_select made a copy
-    composite = None if templates is None else composite_score(residual, ivar, templates)
-    squared = residual.square_()
-    floored = (squared * floored_weight(ivar)).sum(dim=1, keepdim=True)
-    terms = squared.mul_(weight)
-    good = (ivar > 0).to(terms.dtype) @ arms
-    return (torch.cat([terms @ arms, floored], dim=1), torch.cat([good, good[:, :1]], dim=1),
-            composite)
+    good = (ivar > 0).to(residual.dtype) @ arms
+    floor_weight = floored_weight(ivar)
+    rchi2_floor = _per_pixel((residual * floor_weight).mul_(residual).sum(dim=1), good[:, 0])
+    composite = (None if templates is None
+                 else composite_score(residual, floor_weight, rchi2_floor, templates))
+    rchi2 = _per_pixel(residual.square_().mul_(weight) @ arms, good)
+    return torch.cat([rchi2, rchi2_floor[:, None]], dim=1), composite
 
 
 def hessian_variance(hessian: torch.Tensor) -> torch.Tensor:
