@@ -9,6 +9,7 @@ an MWS entry (skipped without ../shared).
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -37,9 +38,8 @@ def case(tiny_chain):
     largest tiny coadd, its partition id)."""
     catalog = tiny_chain.catalog
     tree = catalog.load("inference_coadds")
-    pid, path = max(tree.paths.items(), key=lambda item: read_partition(
-        item[1], tree.read_options).n_spectra)
-    coadd = read_partition(path, tree.read_options)
+    coadds = {pid: read_partition(path, tree.read_options) for pid, path in tree.paths.items()}
+    pid, coadd = max(coadds.items(), key=lambda item: item[1].n_spectra)
     rvtab = catalog.load("mws_radial_velocities")
     settings = InferenceSettings.from_params({**tiny_chain.params["inference"],
                                               "progress": False})
@@ -92,6 +92,5 @@ def test_a_real_galaxy_given_an_mws_entry_is_flagged(case):
                           "RVS_WARN": 0, "SUCCESS": True})
     table = predict_coadd(galaxy, "special/dark/272/27247/coadd-special-dark-27247", predictor,
                           RadialVelocityLookup(radial_velocity_table(rvtab)),
-                          InferenceSettings.from_params({**settings.__dict__, "flags": {},
-                                                         "allow_mock_model": True}))
+                          dataclasses.replace(settings, allow_mock_model=True))
     assert len(table) == 1 and flagged(table) == 1.0
